@@ -1,0 +1,14 @@
+# Sourced by scripts/test and scripts/run: make sure uv and the locked environment exist.
+# Needs only python3 (>= 3.11) on the machine.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+if command -v uv >/dev/null 2>&1; then
+  UV=(uv)
+elif python3 -m uv --version >/dev/null 2>&1; then
+  UV=(python3 -m uv)
+else
+  echo "waqr: installing uv (the project's package manager) with pip" >&2
+  python3 -m pip install --quiet --disable-pip-version-check uv
+  UV=(python3 -m uv)
+fi
+"${UV[@]}" sync --frozen --quiet

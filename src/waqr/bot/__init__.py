@@ -1,0 +1,1 @@
+"""The internal linking service (``waqr bot``): sessions, their persistence, their HTTP API."""

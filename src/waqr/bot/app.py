@@ -1,0 +1,161 @@
+"""The bot's HTTP API (internal only; the bridge is the public face).
+
+Paths are kept from the original Node/Baileys deployment so existing clients keep working:
+``/health``, ``/status``, ``/qr``, ``/reconnect``. New: ``/qr.png``, ``/qr.svg``,
+``/logout``, ``/pair-code``, ``/events``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field, field_validator
+from sse_starlette.sse import EventSourceResponse
+
+from waqr import __version__
+from waqr.bot.registry import SessionRegistry
+from waqr.bot.session import Session
+from waqr.bot.states import State
+from waqr.errors import InvalidPhoneNumber
+from waqr.http_errors import error_body, install_error_handlers
+from waqr.phone import parse_e164
+from waqr.qr_render import render_png, render_svg
+
+
+class PairCodeRequest(BaseModel):
+    phone: str = Field(
+        max_length=32,
+        description="The WhatsApp account's number in international form.",
+        examples=["+4915112345678"],
+    )
+
+    @field_validator("phone")
+    @classmethod
+    def _e164(cls, value: str) -> str:
+        try:
+            return parse_e164(value)
+        except InvalidPhoneNumber as exc:
+            raise ValueError(str(exc)) from None
+
+
+def default_session(request: Request) -> Session:
+    registry: SessionRegistry = request.app.state.registry
+    return registry.get()
+
+
+SessionDep = Annotated[Session, Depends(default_session)]
+
+
+def create_app(registry: SessionRegistry, *, manage_lifecycle: bool = True) -> FastAPI:
+    """The bot's app. With ``manage_lifecycle`` it starts and closes the registry's sessions."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if manage_lifecycle:
+            await registry.start()
+        try:
+            yield
+        finally:
+            if manage_lifecycle:
+                await registry.close()
+
+    app = FastAPI(
+        title="waqr bot",
+        version=__version__,
+        description="Internal WhatsApp linking service. Never expose it; use the bridge.",
+        lifespan=lifespan,
+    )
+    app.state.registry = registry
+    install_error_handlers(app)
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        """Liveness only: the process serves HTTP."""
+        return {"status": "ok"}
+
+    @app.get("/status")
+    async def status(session: SessionDep) -> dict[str, Any]:
+        return session.status()
+
+    @app.get("/qr")
+    async def qr(session: SessionDep) -> dict[str, Any]:
+        """The QR the engine holds now, with its true remaining lifetime in seconds."""
+        session.note_qr_demand()
+        return session.qr_payload()
+
+    def live_qr_code(session: Session) -> str:
+        session.note_qr_demand()
+        live = session.current_qr()
+        if live is not None:
+            return live.code
+        if session.state is State.CONNECTED:
+            raise HTTPException(
+                409, error_body("already_connected", "the session is linked; there is no QR")
+            )
+        raise HTTPException(
+            404,
+            error_body(
+                "no_qr",
+                f"no QR code is available while the session is {session.state.value}",
+                status=session.qr_payload()["status"],
+            ),
+        )
+
+    @app.get("/qr.png", response_class=Response)
+    async def qr_png(session: SessionDep) -> Response:
+        png = render_png(live_qr_code(session))
+        return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+    @app.get("/qr.svg", response_class=Response)
+    async def qr_svg(session: SessionDep) -> Response:
+        svg = render_svg(live_qr_code(session))
+        return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
+
+    @app.post("/reconnect", status_code=202)
+    async def reconnect(
+        session: SessionDep,
+        reset: Annotated[
+            bool, Query(description="Wipe credentials first and start a fresh link.")
+        ] = False,
+    ) -> dict[str, Any]:
+        """Reconnect in the background, keeping the credentials (unless ``reset=true``).
+
+        Overlapping calls coalesce into one engine restart."""
+        started = session.request_reconnect(reset=reset)
+        return {
+            "accepted": True,
+            "coalesced": not started,
+            "reset": reset,
+            "status": session.state.value,
+        }
+
+    @app.post("/logout")
+    async def logout(session: SessionDep) -> dict[str, Any]:
+        """Unlink the device at WhatsApp (when connected), wipe credentials, offer a new link."""
+        unlinked = await session.logout()
+        return {"loggedOut": True, "unlinkedAtWhatsApp": unlinked, "status": session.state.value}
+
+    @app.post("/pair-code")
+    async def pair_code(session: SessionDep, body: PairCodeRequest) -> dict[str, Any]:
+        """Link by phone number: returns the 8-character code to type on the phone."""
+        pairing = await session.pair_code(body.phone)
+        return {"code": pairing.code, "phone": pairing.phone_masked, "status": "pairing_code"}
+
+    @app.get("/events")
+    async def events(request: Request, session: SessionDep) -> EventSourceResponse:
+        """Server-Sent Events: ``state`` on every state change, ``qr`` on every rotation."""
+
+        async def stream() -> AsyncIterator[dict[str, str]]:
+            async for event in session.subscribe():
+                if await request.is_disconnected():
+                    return
+                yield {"event": event["type"], "data": json.dumps(event["data"])}
+
+        return EventSourceResponse(stream(), ping=15)
+
+    return app

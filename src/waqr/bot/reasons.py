@@ -1,0 +1,195 @@
+"""Reason codes: why a session is in its state, in plain words, with the next step.
+
+Every transition records one. The code is machine-readable and part of the API; message
+and hint are for people. Sources for WhatsApp's codes: whatsmeow connectionevents.go
+(failure reasons 401/402/403/405/406/409/5xx, stream errors 401/440/515).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+_TEMP_BAN_CAUSES = {
+    1: "sending to too many people",
+    2: "being blocked by too many users",
+    3: "creating too many groups",
+    4: "sending the same message to too many people",
+    5: "using broadcast lists too much",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    code: str
+    message: str
+    hint: str
+    at: float = field(default_factory=time.time)
+    detail: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message, "hint": self.hint}
+        if self.detail:
+            body["detail"] = self.detail
+        return body
+
+
+_TABLE: dict[str, tuple[str, str]] = {
+    "connection_lost": (
+        "The connection to WhatsApp dropped.",
+        "Nothing to do: waqr reconnects by itself and keeps the credentials.",
+    ),
+    "connect_timeout": (
+        "The connection attempt hung: something accepted it and never answered.",
+        "Check WA_PROXY and any firewall or proxy between this host and web.whatsapp.com:443; "
+        "waqr killed the stuck engine and retries with backoff.",
+    ),
+    "engine_crashed": (
+        "The WhatsApp engine process crashed.",
+        "Nothing to do: waqr started a fresh engine with the same credentials. If it repeats, "
+        "report it with the logs.",
+    ),
+    "stop_timeout": (
+        "The WhatsApp engine did not stop when asked and was killed.",
+        "Nothing to do: credentials are kept and a fresh engine is started.",
+    ),
+    "engine_unavailable": (
+        "The WhatsApp engine (neonize) cannot be loaded.",
+        "Reinstall waqr's pinned dependencies (see README, Install); waqr never downloads "
+        "engine libraries at run time.",
+    ),
+    "logged_out": (
+        "WhatsApp logged this device out (it was removed from Linked devices on the phone).",
+        "Scan the new QR code, or link with a phone number, to link again.",
+    ),
+    "main_device_gone": (
+        "WhatsApp refused the device (403): the account is locked or banned, or the phone "
+        "removed it.",
+        "Open WhatsApp on the phone and check the account; then relink "
+        "(POST /reconnect?reset=true).",
+    ),
+    "unknown_logout": (
+        "WhatsApp logged the device out for an unstated reason (406), usually a ban.",
+        "Check the account on the phone; then relink (POST /reconnect?reset=true).",
+    ),
+    "client_outdated": (
+        "WhatsApp rejected the client as outdated (405).",
+        "Upgrade waqr to a release with a newer engine (neonize/whatsmeow); reconnecting with "
+        "the same version will keep failing.",
+    ),
+    "bad_user_agent": (
+        "WhatsApp rejected the client's user agent (409).",
+        "Upgrade waqr to a release with a newer engine.",
+    ),
+    "connect_failure": (
+        "WhatsApp refused the login.",
+        "See detail; POST /reconnect to try again, or relink if it persists.",
+    ),
+    "stream_replaced": (
+        "Another client logged in with the same credentials (440 replaced).",
+        "Make sure only one waqr bot runs per account, then POST /reconnect.",
+    ),
+    "stream_error": (
+        "WhatsApp closed the stream with an error.",
+        "Nothing to do: waqr reconnects by itself.",
+    ),
+    "keepalive_timeout": (
+        "WhatsApp stopped answering keepalive pings.",
+        "Usually a flaky network; waqr reconnects by itself if it does not recover.",
+    ),
+    "qr_timeout": (
+        "No one scanned the QR codes; waqr stopped asking WhatsApp for more.",
+        "Ask for a QR again (GET /qr or the UI) when you are ready to scan.",
+    ),
+    "logout_requested": (
+        "The device was logged out on request.",
+        "Scan the new QR code, or link with a phone number, to link again.",
+    ),
+    "reset_requested": (
+        "Credentials were wiped on request (relink).",
+        "Scan the new QR code, or link with a phone number.",
+    ),
+    "reconnect_requested": (
+        "Reconnecting on request; credentials are kept.",
+        "Nothing to do.",
+    ),
+}
+
+
+def reason(code: str, *, detail: str | None = None) -> Reason:
+    message, hint = _TABLE[code]
+    return Reason(code=code, message=message, hint=hint, detail=detail)
+
+
+def logged_out_reason(status: int) -> Reason:
+    code = {403: "main_device_gone", 406: "unknown_logout"}.get(status, "logged_out")
+    return reason(code, detail=f"WhatsApp status {status}")
+
+
+def temporary_ban_reason(ban_code: int, expires_in: float) -> Reason:
+    cause = _TEMP_BAN_CAUSES.get(ban_code, f"reason {ban_code}")
+    until = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(time.time() + expires_in))
+    return Reason(
+        code="temp_banned",
+        message=f"WhatsApp temporarily banned this account (402) for {cause}.",
+        hint=f"Wait until the ban expires ({until}, in {int(expires_in)} s), then POST /reconnect.",
+        detail=f"ban code {ban_code}, expires in {int(expires_in)} s",
+    )
+
+
+def connect_failure_reason(status: int, message: str) -> Reason:
+    code = {405: "client_outdated", 409: "bad_user_agent"}.get(status, "connect_failure")
+    detail = f"WhatsApp status {status}" + (f": {message}" if message else "")
+    return reason(code, detail=detail)
+
+
+# The dial error text (Go's net/http, x509 and proxy errors) says which layer failed.
+_DIAL_CAUSES: tuple[tuple[re.Pattern[str], str, str], ...] = (
+    (
+        re.compile(r"proxyconnect|proxy: |Proxy Authentication|407|CONNECT"),
+        "The proxy in WA_PROXY refused or failed the connection.",
+        "Check WA_PROXY: address, port, credentials, and that the proxy allows "
+        "CONNECT to web.whatsapp.com:443.",
+    ),
+    (
+        re.compile(r"no such host|server misbehaving|lookup "),
+        "The WhatsApp host name could not be resolved (DNS).",
+        "Check this host's DNS resolver (/etc/resolv.conf) can resolve web.whatsapp.com.",
+    ),
+    (
+        re.compile(r"x509|certificate|tls: "),
+        "The TLS certificate presented for web.whatsapp.com is not trusted: something on "
+        "the path is intercepting TLS.",
+        "Exempt web.whatsapp.com from TLS inspection on your firewall or proxy.",
+    ),
+    (
+        re.compile(r"connection refused"),
+        "The connection was refused.",
+        "A firewall or the proxy is rejecting outbound connections to port 443.",
+    ),
+    (
+        re.compile(r"i/o timeout|deadline exceeded|timed out"),
+        "The connection timed out.",
+        "Outbound traffic to web.whatsapp.com:443 is probably dropped by a firewall.",
+    ),
+    (
+        re.compile(r"bad status|403|Forbidden|websocket"),
+        "The WhatsApp WebSocket upgrade was rejected.",
+        "Your IP may be blocked by WhatsApp, or a proxy rejects WebSockets; try another "
+        "network or proxy.",
+    ),
+)
+
+
+def dial_failure_reason(error: str) -> Reason:
+    for pattern, message, hint in _DIAL_CAUSES:
+        if pattern.search(error):
+            return Reason(code="connection_failure", message=message, hint=hint, detail=error)
+    return Reason(
+        code="connection_failure",
+        message="Could not connect to WhatsApp.",
+        hint="See detail; waqr retries with backoff.",
+        detail=error,
+    )

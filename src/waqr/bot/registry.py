@@ -1,0 +1,71 @@
+"""Sessions by name. Only ``default`` exists today; the registry is the seam through which
+several WhatsApp accounts will be served later."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+from waqr.bot.session import Session, SessionPolicy
+from waqr.bot.store import SessionStore
+from waqr.engine.protocol import Engine, EngineConfig
+from waqr.engine.supervisor import ChildEngine
+from waqr.settings import Settings
+
+DEFAULT_SESSION = "default"
+
+EngineMaker = Callable[[EngineConfig], Engine]
+
+
+def child_engine_maker(settings: Settings) -> EngineMaker:
+    def make(config: EngineConfig) -> Engine:
+        return ChildEngine(
+            config,
+            start_timeout=settings.engine_start_timeout,
+            stop_timeout=settings.engine_stop_timeout,
+        )
+
+    return make
+
+
+class SessionRegistry:
+    def __init__(self, settings: Settings, make_engine: EngineMaker | None = None) -> None:
+        self.settings = settings
+        self.make_engine = make_engine or child_engine_maker(settings)
+        self.policy = SessionPolicy(
+            backoff_min=settings.reconnect_backoff_min,
+            backoff_max=settings.reconnect_backoff_max,
+            qr_demand_window=settings.qr_demand_window,
+            qr_max_cycles=settings.qr_max_cycles,
+            reconnect_grace=settings.engine_start_timeout,
+        )
+        self.sessions: dict[str, Session] = {}
+        self._locked: list[SessionStore] = []
+
+    def open(self, names: tuple[str, ...] = (DEFAULT_SESSION,)) -> None:
+        """Create the sessions and take their data-directory locks (DataDirLocked if held)."""
+        for name in names:
+            store = SessionStore(self.settings.data_dir, name)
+            store.lock()
+            self._locked.append(store)
+            config = EngineConfig(
+                store_path=str(store.db_path),
+                proxy=self.settings.wa_proxy,
+                log_level=self.settings.engine_log_level,
+            )
+            factory = functools.partial(self.make_engine, config)
+            self.sessions[name] = Session(name, store, factory, self.policy)
+
+    def get(self, name: str = DEFAULT_SESSION) -> Session:
+        return self.sessions[name]
+
+    async def start(self) -> None:
+        for session in self.sessions.values():
+            await session.start()
+
+    async def close(self) -> None:
+        for session in self.sessions.values():
+            await session.close()
+        for store in self._locked:
+            store.unlock()
+        self._locked.clear()

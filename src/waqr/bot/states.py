@@ -1,0 +1,23 @@
+"""Session states: part of the API (``GET /status`` -> ``status``)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class State(StrEnum):
+    STARTING = "starting"  # the service is up, no engine yet
+    CONNECTING = "connecting"  # an engine is dialling / logging in
+    QR_READY = "qr_ready"  # a QR is on offer (GET /qr)
+    PAIRING_CODE = "pairing_code"  # a pairing code is on offer (POST /pair-code)
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"  # lost or failed to connect; retrying by itself
+    LOGGED_OUT = "logged_out"  # credentials gone; a fresh link is being offered
+    QR_TIMEOUT = "qr_timeout"  # QR batches ran out unscanned; resting until asked again
+    FAILED = "failed"  # needs action (banned, client outdated, replaced, ...)
+
+
+# States in which the engine waits to be linked (QR or pairing code).
+LINKING = frozenset({State.QR_READY, State.PAIRING_CODE})
+# States in which the session rests and only a request wakes it.
+RESTING = frozenset({State.QR_TIMEOUT, State.FAILED})

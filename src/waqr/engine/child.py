@@ -1,0 +1,283 @@
+"""The engine child process: hosts one neonize client for one connection attempt.
+
+Run as ``python -m waqr.engine.child`` by the supervisor, never imported by the service.
+neonize 0.5.2 is not safe inside the service process (unlocked Go maps abort the process
+under concurrent calls, some calls panic before connect, a hung proxy blocks stop()
+forever, every connect leaks a store), so it lives here, where a crash or a SIGKILL costs
+one reconnect and nothing else. Inside: one client object for the child's whole life, FFI
+calls serialized by one lock, Go callbacks only hop onto the event loop, and every handler
+error is logged (neonize would swallow it).
+
+Streams: stdin carries the config line, then commands; the original stdout becomes the
+private event pipe; fd 1 is pointed at stderr, so whatever neonize or Go print lands in the
+supervisor's log capture rather than corrupting the event stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import importlib.metadata
+import importlib.util
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from waqr.engine import protocol as p
+from waqr.engine.wire import encode_event, encode_reply
+from waqr.errors import EngineUnavailable
+from waqr.logs import configure_logging, log_event
+
+NEONIZE_VERSION = "0.5.2"
+log = logging.getLogger("waqr.engine.child")
+
+# neonize's ConnectFailureReason enum -> the status code WhatsApp sent (whatsmeow
+# types/events ConnectFailureReason; neonize proto Neonize.proto).
+_REASON_CODES = {1: 400, 2: 401, 3: 402, 4: 403, 5: 406, 6: 405, 7: 409, 8: 500, 9: 501, 10: 503}
+
+# whatsmeow qrchan.go: the first code of a batch of exactly six refs is shown for 60 s,
+# every other code for 20 s.
+FIRST_QR_LIFETIME = 60.0
+LATER_QR_LIFETIME = 20.0
+FULL_BATCH = 6
+
+
+def qr_lifetime(index: int, batch_size: int | None) -> float:
+    """How long whatsmeow shows the ``index``-th code (0-based) of a batch. WhatsApp sends six
+    refs, so an unknown batch size is taken as six."""
+    if index == 0 and (batch_size is None or batch_size == FULL_BATCH):
+        return FIRST_QR_LIFETIME
+    return LATER_QR_LIFETIME
+
+
+def _preflight() -> None:
+    """Fail loudly, before import, where neonize would otherwise try to download its library."""
+    try:
+        installed = importlib.metadata.version("neonize")
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise EngineUnavailable("neonize is not installed") from exc
+    if installed != NEONIZE_VERSION:
+        raise EngineUnavailable(
+            f"neonize {installed} is installed; waqr is pinned to {NEONIZE_VERSION}"
+        )
+    spec = importlib.util.find_spec("neonize")
+    if spec is None or not spec.submodule_search_locations:
+        raise EngineUnavailable("neonize package cannot be located")
+    package_dir = Path(next(iter(spec.submodule_search_locations)))
+    machine = os.uname().machine
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
+    library = package_dir / f"neonize-linux-{arch}.so"
+    if not library.is_file():
+        raise EngineUnavailable(
+            f"neonize's shared library {library.name} is missing from {package_dir}; reinstall "
+            f"neonize=={NEONIZE_VERSION} (waqr never lets it download one at run time)"
+        )
+
+
+def _die_with_parent() -> None:
+    # If the supervisor is SIGKILLed, its engine must not live on holding the credentials.
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass  # not Linux: stdin EOF still ends the child
+
+
+class EngineChild:
+    def __init__(self, config: dict[str, Any], event_fd: int) -> None:
+        self.config = config
+        self.event_fd = event_fd
+        self.ffi_lock = asyncio.Lock()
+        self.stopping = False
+        self.qr_index = 0
+        self.qr_batch: int | None = None
+        self.client: Any = None
+
+    def emit(self, event: p.EngineEvent) -> None:
+        os.write(self.event_fd, encode_event(event))
+
+    def reply(self, command_id: int, *, ok: bool, result: Any = None, error: str = "") -> None:
+        os.write(self.event_fd, encode_reply(command_id, ok=ok, result=result, error=error))
+
+    def _guard(
+        self, name: str, handler: Callable[[Any, Any], Awaitable[None]]
+    ) -> Callable[[Any, Any], Awaitable[None]]:
+        async def guarded(client: Any, message: Any) -> None:
+            try:
+                await handler(client, message)
+            except Exception:
+                log.exception("engine handler failed", extra={"handler": name})
+
+        return guarded
+
+    async def run(self) -> None:
+        from neonize.aioze import events as ev
+        from neonize.aioze.client import NewAClient
+        from neonize.utils.log import log as neonize_log
+
+        # The Go side forwards its log lines at neonize's logger level, read at connect.
+        neonize_log.setLevel(self.config.get("log_level", "WARNING"))
+        self.client = client = NewAClient(self.config["store_path"])
+        client.event.qr(self._guard("qr", self.on_qr))
+        handlers: dict[Any, Callable[[Any, Any], Awaitable[None]]] = {
+            ev.QREv: self.on_qr_batch,
+            ev.PairStatusEv: self.on_pair_status,
+            ev.ConnectedEv: self.on_connected,
+            ev.LoggedOutEv: self.on_logged_out,
+            ev.TemporaryBanEv: self.on_temporary_ban,
+            ev.ClientOutdatedEv: self.on_simple(p.ClientOutdated()),
+            ev.ConnectFailureEv: self.on_connect_failure,
+            ev.StreamErrorEv: self.on_stream_error,
+            ev.StreamReplacedEv: self.on_simple(p.StreamReplaced()),
+            ev.DisconnectedEv: self.on_simple(p.Disconnected()),
+            ev.KeepAliveTimeoutEv: self.on_keepalive_timeout,
+            ev.KeepAliveRestoredEv: self.on_simple(p.KeepAliveRestored()),
+        }
+        for event_type, handler in handlers.items():
+            client.event(event_type)(self._guard(event_type.__name__, handler))
+
+        proxy = None
+        if self.config.get("proxy"):
+            from neonize._binder import ProxySettings
+
+            proxy = ProxySettings(proxy_address=self.config["proxy"])
+        async with self.ffi_lock:
+            task = await client.connect(proxy)
+        task.add_done_callback(self.on_connect_task_done)
+        await self.serve_commands()
+
+    def on_connect_task_done(self, task: asyncio.Task[None]) -> None:
+        if self.stopping or task.cancelled():
+            return
+        error = task.exception()
+        # whatsmeow does not retry a failed first dial, and no event fires for it.
+        self.emit(p.DialFailed(error=str(error) if error else "engine connect loop ended"))
+
+    # --- event handlers -------------------------------------------------------------------
+    async def on_qr(self, _client: Any, data: bytes) -> None:
+        lifetime = qr_lifetime(self.qr_index, self.qr_batch)
+        self.qr_index += 1
+        self.emit(p.QrIssued(code=data.decode(), lifetime=lifetime))
+
+    async def on_qr_batch(self, _client: Any, message: Any) -> None:
+        self.qr_batch = len(message.Codes)
+
+    async def on_pair_status(self, _client: Any, message: Any) -> None:
+        if message.Error:
+            log_event(log, "pairing failed", level=logging.WARNING, error=message.Error)
+            return
+        self.emit(p.PairSuccess(jid=f"{message.ID.User}@{message.ID.Server}"))
+
+    async def on_connected(self, client: Any, _message: Any) -> None:
+        jid = push_name = None
+        try:
+            async with self.ffi_lock:
+                me = await client.get_me()
+            if me.JID.User:
+                jid = f"{me.JID.User}@{me.JID.Server}"
+            push_name = me.PushName or None
+        except Exception:
+            log.exception("reading the linked account failed")
+        self.emit(p.Connected(jid=jid, push_name=push_name))
+
+    async def on_logged_out(self, _client: Any, message: Any) -> None:
+        code = _REASON_CODES.get(int(message.Reason), 401)
+        self.emit(p.LoggedOut(code=code, on_connect=bool(message.OnConnect)))
+
+    async def on_temporary_ban(self, _client: Any, message: Any) -> None:
+        expire = float(message.Expire)
+        if expire > 10**9:  # a Go time.Duration in nanoseconds
+            expire /= 1e9
+        self.emit(p.TemporaryBan(ban_code=int(message.Code), expires_in=expire))
+
+    async def on_connect_failure(self, _client: Any, message: Any) -> None:
+        code = _REASON_CODES.get(int(message.Reason), 400)
+        self.emit(p.ConnectFailure(code=code, message=message.Message))
+
+    async def on_stream_error(self, _client: Any, message: Any) -> None:
+        self.emit(p.StreamError(code=message.Code))
+
+    async def on_keepalive_timeout(self, _client: Any, message: Any) -> None:
+        self.emit(p.KeepAliveTimeout(error_count=int(message.ErrorCount)))
+
+    def on_simple(self, event: p.EngineEvent) -> Callable[[Any, Any], Awaitable[None]]:
+        async def handler(_client: Any, _message: Any) -> None:
+            self.emit(event)
+
+        return handler
+
+    # --- commands -------------------------------------------------------------------------
+    async def serve_commands(self) -> None:
+        while True:
+            line = await asyncio.to_thread(sys.stdin.buffer.readline)
+            if not line:  # the supervisor is gone
+                await self.stop()
+                return
+            try:
+                command = json.loads(line)
+                command_id = int(command["id"])
+                name = command["cmd"]
+            except (ValueError, KeyError, TypeError):
+                log.error("malformed command from supervisor")
+                continue
+            if name == "stop":
+                await self.stop()
+                self.reply(command_id, ok=True)
+                return
+            try:
+                result = await self.execute(name, command)
+            except Exception as exc:
+                self.reply(command_id, ok=False, error=str(exc) or type(exc).__name__)
+            else:
+                self.reply(command_id, ok=True, result=result)
+
+    async def execute(self, name: str, command: dict[str, Any]) -> Any:
+        async with self.ffi_lock:
+            if name == "pair_phone":
+                return await self.client.PairPhone(str(command["phone"]), True)
+            if name == "logout":
+                await self.client.logout()
+                return None
+        raise ValueError(f"unknown command {name!r}")
+
+    async def stop(self) -> None:
+        self.stopping = True
+        async with self.ffi_lock:
+            await self.client.stop()
+
+
+def main() -> None:
+    event_fd = os.dup(1)
+    os.dup2(2, 1)
+    _die_with_parent()
+    # The credential store is created by the Go side: owner-only from the first byte.
+    os.umask(0o077)
+    config = json.loads(sys.stdin.buffer.readline() or b"{}")
+    # Before neonize is imported: its import calls logging.basicConfig(INFO), which is a no-op
+    # once the root logger has our handler.
+    configure_logging(config.get("log_level", "WARNING"), "json")
+    logging.getLogger("whatsmeow").setLevel(config.get("log_level", "WARNING"))
+    # neonize warns about a missing ffmpeg on every connect; media is not our business.
+    logging.getLogger("neonize.utils.ffmpeg").setLevel(logging.ERROR)
+    try:
+        _preflight()
+        child = EngineChild(config, event_fd)
+        asyncio.run(child.run())
+    except EngineUnavailable as exc:
+        gone = p.EngineExited(expected=False, reason="engine_unavailable", detail=str(exc))
+        os.write(event_fd, encode_event(gone))
+        os._exit(3)
+    except Exception:
+        log.exception("engine child failed")
+        os._exit(1)
+    # Neonize()'s worker thread is non-daemon; leave without joining it.
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

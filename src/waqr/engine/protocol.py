@@ -1,0 +1,150 @@
+"""The Engine protocol: what the bot's session logic may ask of a WhatsApp engine, and the
+typed events an engine reports. One Engine object lives for one connection attempt; a
+reconnect makes a fresh one (see ``supervisor.py`` for why)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class QrIssued:
+    """A QR code is on offer. ``lifetime`` is how long whatsmeow shows it, in seconds."""
+
+    code: str
+    lifetime: float
+
+
+@dataclass(frozen=True, slots=True)
+class PairSuccess:
+    """The phone accepted the link; the engine now restarts the stream and logs in."""
+
+    jid: str
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    jid: str | None
+    push_name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedOut:
+    """WhatsApp unlinked the device. ``code`` is WhatsApp's reason (401, 403, 406, ...)."""
+
+    code: int
+    on_connect: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TemporaryBan:
+    ban_code: int
+    expires_in: float
+
+
+@dataclass(frozen=True, slots=True)
+class ClientOutdated:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectFailure:
+    """The server refused the login with a ``<failure reason=...>`` this engine will not retry."""
+
+    code: int
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamError:
+    code: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamReplaced:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnected:
+    """The socket closed. whatsmeow carries no reason here; the events before it do."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeepAliveTimeout:
+    error_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class KeepAliveRestored:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class DialFailed:
+    """The engine's connect ended with an error before any event (DNS, refused, proxy answer,
+    TLS). whatsmeow does not retry this by itself."""
+
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class EngineExited:
+    """The engine child is gone. ``expected`` is False for a crash, a signal or a watchdog kill;
+    ``reason`` is a reason code (``engine_crashed``, ``connect_timeout``, ...)."""
+
+    expected: bool
+    reason: str
+    detail: str
+
+
+EngineEvent = (
+    QrIssued
+    | PairSuccess
+    | Connected
+    | LoggedOut
+    | TemporaryBan
+    | ClientOutdated
+    | ConnectFailure
+    | StreamError
+    | StreamReplaced
+    | Disconnected
+    | KeepAliveTimeout
+    | KeepAliveRestored
+    | DialFailed
+    | EngineExited
+)
+
+
+class Engine(Protocol):
+    """One connection attempt of one session's WhatsApp engine."""
+
+    async def start(self) -> None:
+        """Begin connecting. Returns at once; progress arrives as events."""
+
+    async def stop(self) -> None:
+        """Disconnect and release everything. Never hangs (watchdog-bounded)."""
+
+    async def logout(self) -> None:
+        """Unlink the device at WhatsApp (raises EngineCommandFailed when WhatsApp is not
+        reachable). Credentials are removed by the caller, not here."""
+
+    async def pair_phone(self, phone_digits: str) -> str:
+        """Ask for an 8-character pairing code for ``phone_digits`` (E.164 without '+')."""
+
+    def events(self) -> AsyncIterator[EngineEvent]:
+        """The engine's events, ending after EngineExited."""
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """What an engine needs to connect."""
+
+    store_path: str
+    proxy: str | None = None
+    log_level: str = "WARNING"
+
+
+EngineFactory = Callable[[EngineConfig], Engine]

@@ -1,0 +1,66 @@
+"""The one exception hierarchy of waqr.
+
+    WaqrError
+    ├── ConfigError            a setting is missing or malformed; names the variable
+    ├── DataDirLocked          another process already runs an engine on this data directory
+    ├── InvalidPhoneNumber     a phone number that is not +E.164
+    ├── NoQrAvailable          there is no live QR to show (carries the session state)
+    ├── SessionBusy            the request does not fit the session's current state
+    └── EngineError            the engine child failed us
+        ├── EngineUnavailable  the neonize shared library or package cannot be loaded
+        └── EngineCommandFailed a command sent to the engine child was answered with an error
+
+Library errors (neonize, pydantic, OS errors) are converted into these at the boundary
+where they are first met, with ``raise ... from exc``, so callers handle one tree.
+"""
+
+from __future__ import annotations
+
+
+class WaqrError(Exception):
+    """Base class of every error waqr raises on purpose."""
+
+
+class ConfigError(WaqrError):
+    """A setting is missing or malformed. The message names the environment variable."""
+
+
+class DataDirLocked(WaqrError):
+    """Another live process holds the exclusive lock on a session's data directory."""
+
+    def __init__(self, path: str, holder: str) -> None:
+        super().__init__(
+            f"data directory {path} is in use by {holder}; two engines on the same credentials "
+            "make WhatsApp answer 'replaced' (440) and both flap. Stop the other process or "
+            "point WAQR_DATA_DIR elsewhere."
+        )
+        self.path = path
+        self.holder = holder
+
+
+class InvalidPhoneNumber(WaqrError):
+    """A phone number that is not in +E.164 form (``+`` then 8 to 15 digits)."""
+
+
+class NoQrAvailable(WaqrError):
+    """No live QR code exists right now."""
+
+    def __init__(self, state: str) -> None:
+        super().__init__(f"no QR code is available while the session is {state}")
+        self.state = state
+
+
+class SessionBusy(WaqrError):
+    """The request cannot be served in the session's current state."""
+
+
+class EngineError(WaqrError):
+    """The engine child process failed."""
+
+
+class EngineUnavailable(EngineError):
+    """neonize or its shared library cannot be loaded (never silently downloaded)."""
+
+
+class EngineCommandFailed(EngineError):
+    """The engine child answered a command with an error."""

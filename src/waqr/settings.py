@@ -1,0 +1,129 @@
+"""Every setting of waqr, in one place: environment variable, default, meaning, validation.
+
+Values come from the environment and from a ``.env`` file in the working directory.
+Names kept from the original deployment keep their names (``WA_QR_BRIDGE_TOKEN``,
+``STREAMLIT_ORIGIN``, ``REDIS_URL``); new ones carry a ``WA_``/``WAQR_`` prefix.
+README's configuration table mirrors this class.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from waqr.errors import ConfigError
+
+PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
+
+
+def _env(name: str) -> AliasChoices:
+    # Settings are addressed by their environment variable name only, so that an error
+    # message names exactly what the operator has to fix.
+    return AliasChoices(name)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=False
+    )
+
+    # --- the bot service (internal) -------------------------------------------------------
+    bot_host: str = Field("127.0.0.1", validation_alias=_env("WAQR_BOT_HOST"))
+    bot_port: int = Field(3100, ge=1, le=65535, validation_alias=_env("WAQR_BOT_PORT"))
+    data_dir: Path = Field(Path("./data"), validation_alias=_env("WAQR_DATA_DIR"))
+    wa_proxy: str | None = Field(None, validation_alias=_env("WA_PROXY"))
+
+    # --- engine supervision -----------------------------------------------------------------
+    # No QR, connection or error within this many seconds of starting a child -> SIGKILL.
+    # whatsmeow waits up to 20 s for the Noise ServerHello, so less than that would kill
+    # healthy-but-slow handshakes.
+    engine_start_timeout: float = Field(
+        30.0, gt=0, le=600, validation_alias=_env("WAQR_ENGINE_START_TIMEOUT")
+    )
+    # neonize's stop() can block on a lock held by a hung connect; after this, SIGKILL.
+    engine_stop_timeout: float = Field(
+        5.0, gt=0, le=120, validation_alias=_env("WAQR_ENGINE_STOP_TIMEOUT")
+    )
+    engine_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "WARNING", validation_alias=_env("WAQR_ENGINE_LOG_LEVEL")
+    )
+    reconnect_backoff_min: float = Field(
+        1.0, gt=0, le=3600, validation_alias=_env("WAQR_RECONNECT_BACKOFF_MIN")
+    )
+    reconnect_backoff_max: float = Field(
+        60.0, gt=0, le=3600, validation_alias=_env("WAQR_RECONNECT_BACKOFF_MAX")
+    )
+    # A QR asked for within this many seconds means a person is waiting to scan: when the
+    # engine's batch of QR refs runs out, start a fresh batch by itself.
+    qr_demand_window: float = Field(
+        180.0, ge=0, le=86400, validation_alias=_env("WAQR_QR_DEMAND_WINDOW")
+    )
+    # ...but at most this many fresh batches in a row (endless unscanned QR loops look like
+    # abuse to WhatsApp); then rest in qr_timeout until someone asks again.
+    qr_max_cycles: int = Field(3, ge=1, le=20, validation_alias=_env("WAQR_QR_MAX_CYCLES"))
+
+    # --- logging ------------------------------------------------------------------------------
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", validation_alias=_env("WAQR_LOG_LEVEL")
+    )
+    log_format: Literal["json", "text"] = Field("json", validation_alias=_env("WAQR_LOG_FORMAT"))
+
+    @field_validator("wa_proxy")
+    @classmethod
+    def _proxy_is_a_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        parts = urlsplit(value)
+        if parts.scheme not in PROXY_SCHEMES:
+            raise ValueError(
+                f"scheme must be one of {', '.join(PROXY_SCHEMES)} "
+                "(e.g. http://user:pass@host:3128 or socks5://host:1080)"
+            )
+        if not parts.hostname:
+            raise ValueError("a host is required (e.g. http://proxy.example:3128)")
+        try:
+            port = parts.port
+        except ValueError as exc:
+            raise ValueError("the port must be a number from 1 to 65535") from exc
+        if port is None:
+            raise ValueError("a port is required (e.g. http://proxy.example:3128)")
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ValueError("only scheme://[user:pass@]host:port is allowed")
+        return value
+
+    @field_validator("reconnect_backoff_max")
+    @classmethod
+    def _max_not_below_min(cls, value: float, info: object) -> float:
+        data = getattr(info, "data", {})
+        low = data.get("reconnect_backoff_min")
+        if low is not None and value < low:
+            raise ValueError("must not be smaller than WAQR_RECONNECT_BACKOFF_MIN")
+        return value
+
+    @property
+    def auth_dir(self) -> Path:
+        """Where the engine's credential store lives (kept across reconnects and restarts)."""
+        return self.data_dir / "wa-auth"
+
+
+def load_settings(overrides: dict[str, object] | None = None) -> Settings:
+    """Read the settings. ``overrides`` are keyed by environment variable name (the CLI's
+    ``--host``/``--port`` land here), so errors name the variable either way. A validation
+    failure becomes a ConfigError that names the variable and says what is wrong, never
+    echoing the value (it may be a secret)."""
+    try:
+        # Keys are the environment variable names (the fields' aliases), which the type
+        # checker cannot match to the fields.
+        return Settings(**(overrides or {}))  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"]) or "settings"
+            message = str(error["msg"]).removeprefix("Value error, ")
+            problems.append(f"{name}: {message}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None

@@ -1,0 +1,364 @@
+"""The session state machine, driven by a scripted engine."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from tests.scripted_engine import EngineScript
+from waqr.bot.session import Session, SessionPolicy
+from waqr.bot.states import State
+from waqr.bot.store import SessionStore
+from waqr.engine import protocol as p
+from waqr.errors import SessionBusy
+
+pytestmark = pytest.mark.timeout(20)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.005)
+
+
+def make_credentials(store: SessionStore) -> None:
+    """What whatsmeow leaves behind once paired: a store with a device row."""
+    store.auth_dir.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(store.db_path) as db:
+        db.execute("CREATE TABLE IF NOT EXISTS whatsmeow_device (jid TEXT)")
+        db.execute("INSERT INTO whatsmeow_device VALUES ('15550001111.0:1@s.whatsapp.net')")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SessionStore:
+    return SessionStore(tmp_path, "default")
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def make_session(store: SessionStore, clock: Clock) -> AsyncIterator[Callable[..., Session]]:
+    made: list[Session] = []
+
+    def make(script: EngineScript, **policy: float) -> Session:
+        defaults = {"backoff_min": 0.01, "backoff_max": 0.05, "reconnect_grace": 0.2}
+        session = Session(
+            "default", store, script, SessionPolicy(**{**defaults, **policy}), clock=clock
+        )
+        made.append(session)
+        return session
+
+    yield make
+    for session in made:
+        await session.close()
+
+
+QR1 = p.QrIssued(code="2@first,ref", lifetime=60.0)
+QR2 = p.QrIssued(code="2@second,ref", lifetime=20.0)
+ME = p.Connected(jid="15550001111@s.whatsapp.net", push_name="Bot")
+
+
+async def test_a_new_session_offers_the_engines_qr_with_its_lifetime(make_session, clock) -> None:
+    script = EngineScript(QR1)
+    session = make_session(script)
+    await session.start()
+    await until(lambda: session.state is State.QR_READY)
+    assert session.qr_payload() == {"status": "qr_ready", "qr": "2@first,ref", "expires_in": 60.0}
+    clock.now += 45
+    assert session.qr_payload()["expires_in"] == 15.0
+
+
+async def test_rotated_qr_replaces_the_old_one_at_once(make_session, clock) -> None:
+    script = EngineScript(QR1)
+    session = make_session(script)
+    await session.start()
+    await until(lambda: session.state is State.QR_READY)
+    clock.now += 60
+    script.current.emit(QR2)
+    await until(lambda: session.qr_payload()["qr"] == "2@second,ref")
+    assert session.qr_payload()["expires_in"] == 20.0
+
+
+async def test_expired_qr_is_never_served(make_session, clock) -> None:
+    script = EngineScript(QR1)
+    session = make_session(script)
+    await session.start()
+    await until(lambda: session.state is State.QR_READY)
+    clock.now += 61
+    assert session.current_qr() is None
+    assert session.qr_payload() == {"status": "not_ready", "qr": None, "expires_in": None}
+
+
+async def test_scan_leads_to_connected_with_the_account(make_session, store) -> None:
+    script = EngineScript(QR1)
+    session = make_session(script)
+    await session.start()
+    await until(lambda: session.state is State.QR_READY)
+    make_credentials(store)
+    script.current.emit(p.PairSuccess(jid="15550001111@s.whatsapp.net"), ME)
+    await until(lambda: session.state is State.CONNECTED)
+    status = session.status()
+    assert status["connected"] is True
+    assert status["account"] == {"jid": "15550001111@s.whatsapp.net", "pushName": "Bot"}
+    assert session.qr_payload()["status"] == "connected"
+    assert session.qr_payload()["qr"] is None
+
+
+async def test_reconnect_keeps_credentials(make_session, store) -> None:
+    make_credentials(store)
+    script = EngineScript(ME)
+    session = make_session(script)
+    await session.start()
+    await until(lambda: session.state is State.CONNECTED)
+    assert session.request_reconnect() is True
+    await script.wait_for_engine(2)
+    await until(lambda: session.state is State.CONNECTED)
+    assert store.has_credentials()
+    assert script.engines[0].stopped
+
+
+async def test_overlapping_reconnects_coalesce_into_one_engine_restart(make_session, store) -> None:
+    make_credentials(store)
+    script = EngineScript(ME)
+    session = make_session(script)
+    await session.start()
+    await until(lambda: session.state is State.CONNECTED)
+    results = [session.request_reconnect() for _ in range(20)]
+    assert results.count(True) == 1
+    await script.wait_for_engine(2)
+    await until(lambda: session.state is State.CONNECTED)
+    await asyncio.sleep(0.1)
+    assert len(script.engines) == 2
+
+
+async def test_reset_wipes_credentials_and_starts_a_fresh_link(make_session, store) -> None:
+    make_credentials(store)
+    script = EngineScript(ME)
+    session = make_session(script)
+    await session.start()
+    await until(lambda: session.state is State.CONNECTED)
+    script.on_start = [QR1]
+    session.request_reconnect(reset=True)
+    await until(lambda: session.state is State.QR_READY)
+    assert not store.db_path.exists()
+    assert session.status()["hasCredentials"] is False
+
+
+async def test_logout_unlinks_at_whatsapp_then_wipes(make_session, store) -> None:
+    make_credentials(store)
+    script = EngineScript(ME)
+    session = make_session(script)
+    await session.start()
+    await until(lambda: session.state is State.CONNECTED)
+    first = script.current
+    script.on_start = [QR1]
+    assert await session.logout() is True
+    assert first.logged_out
+    await until(lambda: session.state is State.QR_READY)
+    assert not store.db_path.exists()
+    assert session.status()["lastDisconnectReason"]["code"] == "logout_requested"
+
+
+async def test_logout_while_offline_still_wipes_locally(make_session, store) -> None:
+    make_credentials(store)
+    script = EngineScript(ME)
+    script.logout_fails = True
+    session = make_session(script)
+    await session.start()
+    await until(lambda: session.state is State.CONNECTED)
+    script.on_start = [QR1]
+    assert await session.logout() is False
+    await until(lambda: session.state is State.QR_READY)
+    assert not store.db_path.exists()
+
+
+async def test_failed_dial_is_reported_and_retried_with_backoff(make_session) -> None:
+    error = "proxyconnect tcp: dial tcp 127.0.0.1:9: connect: connection refused"
+    script = EngineScript(p.DialFailed(error=error))
+    session = make_session(script)
+    await session.start()
+    await until(lambda: session.state is State.DISCONNECTED)
+    reason = session.status()["lastDisconnectReason"]
+    assert reason["code"] == "connection_failure"
+    assert reason["detail"] == error
+    assert "WA_PROXY" in reason["hint"]
+    await script.wait_for_engine(3)
+
+
+async def test_crashed_engine_is_replaced_and_credentials_kept(make_session, store) -> None:
+    make_credentials(store)
+    script = EngineScript(ME)
+    session = make_session(script)
+    await session.start()
+    await until(lambda: session.state is State.CONNECTED)
+    script.current.crash()
+    await script.wait_for_engine(2)
+    await until(lambda: session.state is State.CONNECTED)
+    assert session.status()["lastDisconnectReason"]["code"] == "engine_crashed"
+    assert store.has_credentials()
+
+
+async def test_dropped_connection_waits_for_the_engine_then_replaces_it(
+    make_session, store
+) -> None:
+    make_credentials(store)
+    script = EngineScript(ME)
+    session = make_session(script, reconnect_grace=0.1)
+    await session.start()
+    await until(lambda: session.state is State.CONNECTED)
+    script.on_start = []
+    script.current.emit(p.Disconnected())
+    await until(lambda: session.state is State.DISCONNECTED)
+    assert session.status()["lastDisconnectReason"]["code"] == "connection_lost"
+    second = await script.wait_for_engine(2)
+    second.emit(ME)
+    await until(lambda: session.state is State.CONNECTED)
+    assert store.has_credentials()
+
+
+async def test_engine_reconnecting_by_itself_keeps_the_same_engine(make_session, store) -> None:
+    make_credentials(store)
+    script = EngineScript(ME)
+    session = make_session(script, reconnect_grace=5)
+    await session.start()
+    await until(lambda: session.state is State.CONNECTED)
+    script.current.emit(p.Disconnected(), ME)
+    await until(lambda: session.state is State.CONNECTED and session.reason is not None)
+    assert len(script.engines) == 1
+
+
+async def test_remote_logout_wipes_and_offers_a_fresh_qr(make_session, store) -> None:
+    make_credentials(store)
+    script = EngineScript(ME)
+    session = make_session(script)
+    await session.start()
+    await until(lambda: session.state is State.CONNECTED)
+    script.on_start = [QR1]
+    script.current.emit(p.LoggedOut(code=401, on_connect=False))
+    await until(lambda: session.state is State.QR_READY)
+    assert not store.db_path.exists()
+    assert session.status()["lastDisconnectReason"]["code"] == "logged_out"
+
+
+@pytest.mark.parametrize(
+    ("event", "code"),
+    [
+        (p.ClientOutdated(), "client_outdated"),
+        (p.LoggedOut(code=403, on_connect=True), "main_device_gone"),
+        (p.LoggedOut(code=406, on_connect=True), "unknown_logout"),
+        (p.TemporaryBan(ban_code=1, expires_in=3600), "temp_banned"),
+        (p.ConnectFailure(code=409, message="bad ua"), "bad_user_agent"),
+        (p.StreamReplaced(), "stream_replaced"),
+    ],
+)
+async def test_refusals_that_need_an_operator_end_in_failed(
+    make_session, store, event, code
+) -> None:
+    make_credentials(store)
+    script = EngineScript(event)
+    session = make_session(script)
+    await session.start()
+    await until(lambda: session.state is State.FAILED)
+    reason = session.status()["lastDisconnectReason"]
+    assert reason["code"] == code
+    assert reason["hint"]
+    await asyncio.sleep(0.1)
+    assert len(script.engines) == 1  # no retry loop against a refusal
+
+
+async def test_temporary_ban_reason_says_when_it_ends(make_session) -> None:
+    script = EngineScript(p.TemporaryBan(ban_code=1, expires_in=3600))
+    session = make_session(script)
+    await session.start()
+    await until(lambda: session.state is State.FAILED)
+    reason = session.status()["lastDisconnectReason"]
+    assert "too many people" in reason["message"]
+    assert "3600 s" in reason["hint"]
+
+
+async def test_unscanned_qr_batches_stop_after_the_cycle_cap(make_session) -> None:
+    script = EngineScript(QR1)
+    session = make_session(script, qr_max_cycles=2)
+    await session.start()
+    await until(lambda: session.state is State.QR_READY)
+    session.note_qr_demand()
+    script.current.emit(p.Disconnected())  # whatsmeow: refs ran out
+    second = await script.wait_for_engine(2)
+    await until(lambda: session.state is State.QR_READY)
+    second.emit(p.Disconnected())
+    await until(lambda: session.state is State.QR_TIMEOUT)
+    assert session.status()["lastDisconnectReason"]["code"] == "qr_timeout"
+    await asyncio.sleep(0.1)
+    assert len(script.engines) == 2
+
+
+async def test_unwatched_qr_batch_rests_in_qr_timeout_until_asked(make_session) -> None:
+    script = EngineScript(QR1)
+    session = make_session(script)
+    await session.start()
+    await until(lambda: session.state is State.QR_READY)
+    script.current.emit(p.Disconnected())
+    await until(lambda: session.state is State.QR_TIMEOUT)
+    assert len(script.engines) == 1
+    session.note_qr_demand()
+    await script.wait_for_engine(2)
+    await until(lambda: session.state is State.QR_READY)
+
+
+async def test_pairing_code_needs_a_running_link(make_session) -> None:
+    script = EngineScript(QR1)
+    session = make_session(script)
+    await session.start()
+    pairing = await session.pair_code("4915112345678")
+    assert pairing.code == "ABCD-EFGH"
+    assert script.current.paired_with == "4915112345678"
+    assert session.state is State.PAIRING_CODE
+    assert session.status()["pairingCode"]["phone"] == "+49*********78"
+
+
+async def test_pairing_code_is_refused_while_connected(make_session, store) -> None:
+    make_credentials(store)
+    script = EngineScript(ME)
+    session = make_session(script)
+    await session.start()
+    await until(lambda: session.state is State.CONNECTED)
+    with pytest.raises(SessionBusy):
+        await session.pair_code("4915112345678")
+
+
+async def test_events_stream_every_state_change_and_rotation(make_session) -> None:
+    script = EngineScript()
+    session = make_session(script)
+    seen: list[tuple[str, str | None]] = []
+
+    async def watch() -> None:
+        async for event in session.subscribe():
+            data = event["data"]
+            seen.append((event["type"], data.get("status")))
+            if event["type"] == "qr" and data["qr"] == "2@second,ref":
+                return
+
+    watcher = asyncio.create_task(watch())
+    await asyncio.sleep(0)
+    await session.start()
+    await script.wait_for_engine(1)
+    script.current.emit(QR1, QR2)
+    await asyncio.wait_for(watcher, 5)
+    assert ("qr", "qr_ready") in seen
+    assert seen.count(("qr", "qr_ready")) == 2
+    assert ("state", "qr_ready") in seen
