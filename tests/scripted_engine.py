@@ -18,6 +18,7 @@ class ScriptedEngine:
         self.stopped = False
         self.logged_out = False
         self.paired_with: str | None = None
+        self.pid: int | None = None
 
     async def start(self) -> None:
         self.started = True

@@ -190,7 +190,7 @@ async def test_logout_while_offline_still_wipes_locally(make_session, store) -> 
 async def test_failed_dial_is_reported_and_retried_with_backoff(make_session) -> None:
     error = "proxyconnect tcp: dial tcp 127.0.0.1:9: connect: connection refused"
     script = EngineScript(p.DialFailed(error=error))
-    session = make_session(script)
+    session = make_session(script, via_proxy=True)
     await session.start()
     await until(lambda: session.state is State.DISCONNECTED)
     reason = session.status()["lastDisconnectReason"]

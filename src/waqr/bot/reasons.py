@@ -146,13 +146,12 @@ def connect_failure_reason(status: int, message: str) -> Reason:
 
 
 # The dial error text (Go's net/http, x509 and proxy errors) says which layer failed.
+# Go reports a proxy's non-200 answer to CONNECT as just the status text after the URL:
+# 'Get "https://web.whatsapp.com/ws/chat": Forbidden'.
+_PROXY_ANSWER = re.compile(r'Get "[^"]+": ([A-Z][A-Za-z -]+)$')
+_PROXY_FAILURE = re.compile(r"proxyconnect|socks connect|socks5|proxy: ")
+
 _DIAL_CAUSES: tuple[tuple[re.Pattern[str], str, str], ...] = (
-    (
-        re.compile(r"proxyconnect|proxy: |Proxy Authentication|407|CONNECT"),
-        "The proxy in WA_PROXY refused or failed the connection.",
-        "Check WA_PROXY: address, port, credentials, and that the proxy allows "
-        "CONNECT to web.whatsapp.com:443.",
-    ),
     (
         re.compile(r"no such host|server misbehaving|lookup "),
         "The WhatsApp host name could not be resolved (DNS).",
@@ -175,15 +174,36 @@ _DIAL_CAUSES: tuple[tuple[re.Pattern[str], str, str], ...] = (
         "Outbound traffic to web.whatsapp.com:443 is probably dropped by a firewall.",
     ),
     (
-        re.compile(r"bad status|403|Forbidden|websocket"),
-        "The WhatsApp WebSocket upgrade was rejected.",
-        "Your IP may be blocked by WhatsApp, or a proxy rejects WebSockets; try another "
-        "network or proxy.",
+        re.compile(r"bad status|403|Forbidden"),
+        "WhatsApp rejected the WebSocket upgrade.",
+        "This IP may be blocked by WhatsApp; try another network or a proxy (WA_PROXY).",
     ),
 )
 
+_PROXY_HINT = (
+    "Check WA_PROXY: address, port, credentials, and that the proxy allows CONNECT to "
+    "web.whatsapp.com:443."
+)
 
-def dial_failure_reason(error: str) -> Reason:
+
+def dial_failure_reason(error: str, *, via_proxy: bool = False) -> Reason:
+    if via_proxy:
+        answer = _PROXY_ANSWER.search(error)
+        if answer:
+            return Reason(
+                code="connection_failure",
+                message=f"The proxy in WA_PROXY refused the connection: {answer.group(1)}.",
+                hint=_PROXY_HINT,
+                detail=error,
+            )
+        if _PROXY_FAILURE.search(error):
+            where = "proxy in WA_PROXY could not be reached or failed the connection"
+            message = f"The {where}."
+            if "connection refused" in error:
+                message = "The proxy in WA_PROXY refused the TCP connection (is it running?)."
+            return Reason(
+                code="connection_failure", message=message, hint=_PROXY_HINT, detail=error
+            )
     for pattern, message, hint in _DIAL_CAUSES:
         if pattern.search(error):
             return Reason(code="connection_failure", message=message, hint=hint, detail=error)

@@ -38,6 +38,7 @@ class SessionRegistry:
             qr_demand_window=settings.qr_demand_window,
             qr_max_cycles=settings.qr_max_cycles,
             reconnect_grace=settings.engine_start_timeout,
+            via_proxy=settings.wa_proxy is not None,
         )
         self.sessions: dict[str, Session] = {}
         self._locked: list[SessionStore] = []

@@ -46,6 +46,8 @@ class SessionPolicy:
     reconnect_grace: float = 30.0
     # How long POST /pair-code waits for an engine to be ready to pair.
     pair_wait: float = 45.0
+    # Whether the engine dials through WA_PROXY (changes how dial errors read).
+    via_proxy: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,12 +137,12 @@ class Session:
         self._driver = spawn(self._drive(), name=f"session-{self.name}")
 
     async def close(self) -> None:
+        engine = self._engine  # the driver forgets it when cancelled
         await cancel(self._driver)
         await cancel(self._grace)
-        engine = self._engine
         if engine is not None:
             await engine.stop()
-            self._engine = None
+        self._engine = None
 
     # --- what the API reads -----------------------------------------------------------------
     def current_qr(self) -> LiveQr | None:
@@ -173,7 +175,11 @@ class Session:
             ),
             "nextRetryAt": iso(self.next_retry_at),
             "keepaliveFailing": self.keepalive_failing,
-            "engine": {"running": self._engine is not None, "starts": self.engine_starts},
+            "engine": {
+                "running": self._engine is not None,
+                "pid": self._engine.pid if self._engine is not None else None,
+                "starts": self.engine_starts,
+            },
         }
 
     async def subscribe(self) -> AsyncIterator[dict[str, Any]]:
@@ -445,7 +451,7 @@ class Session:
                         self._on_connection_lost(engine, why)
                     stream_error = None
                 case p.DialFailed(error=error):
-                    why = reasons.dial_failure_reason(error)
+                    why = reasons.dial_failure_reason(error, via_proxy=self.policy.via_proxy)
                     finish(_Outcome.RETRY, why, State.DISCONNECTED)
                 case p.EngineExited(expected=expected, reason=code, detail=detail):
                     if self._restart is not None:

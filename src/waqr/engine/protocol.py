@@ -121,6 +121,8 @@ EngineEvent = (
 class Engine(Protocol):
     """One connection attempt of one session's WhatsApp engine."""
 
+    pid: int | None  # the engine's OS process, when it has one of its own
+
     async def start(self) -> None:
         """Begin connecting. Returns at once; progress arrives as events."""
 

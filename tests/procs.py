@@ -1,0 +1,174 @@
+"""Real processes and servers for integration tests: free ports, the `waqr bot` process,
+and small loopback proxies that misbehave on purpose."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(predicate: Any, timeout: float, interval: float = 0.1) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            last = predicate()
+            if last:
+                return last
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s; last value: {last!r}")
+
+
+@dataclass
+class BotProcess:
+    data_dir: Path
+    env: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, *, wait: bool = True) -> BotProcess:
+        env = {
+            **os.environ,
+            "WAQR_DATA_DIR": str(self.data_dir),
+            "WAQR_BOT_PORT": str(self.port),
+            "WAQR_LOG_LEVEL": "DEBUG",
+            **self.env,
+        }
+        self.log_path = self.data_dir.parent / f"bot-{self.port}.log"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "waqr.cli", "bot"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        if wait:
+            wait_until(lambda: self.get("/health").status_code == 200, 30)
+        return self
+
+    def get(self, path: str, **kw: Any) -> httpx.Response:
+        return httpx.get(self.url + path, timeout=10, **kw)
+
+    def post(self, path: str, **kw: Any) -> httpx.Response:
+        return httpx.post(self.url + path, timeout=30, **kw)
+
+    def status(self) -> dict[str, Any]:
+        body: dict[str, Any] = self.get("/status").json()
+        return body
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def stop(self) -> int | None:
+        """SIGTERM, then SIGKILL the whole group after 15 s. Returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        return self.proc.returncode
+
+
+@contextlib.contextmanager
+def running_bot(data_dir: Path, **env: str) -> Iterator[BotProcess]:
+    bot = BotProcess(data_dir, env=env).start()
+    try:
+        yield bot
+    finally:
+        bot.stop()
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purposes.
+    with contextlib.suppress(OSError):
+        if Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
+            return False
+    return True
+
+
+class MisbehavingProxy:
+    """An HTTP proxy on loopback that answers every CONNECT with a fixed reply, or, with
+    ``reply=None``, accepts the connection and never answers. Runs in its own thread's loop
+    so that synchronous tests can use it."""
+
+    def __init__(self, reply: bytes | None) -> None:
+        self.reply = reply
+        self.port = free_port()
+        self.requests: list[bytes] = []
+        self._loop = asyncio.new_event_loop()
+        self._ready = asyncio.Event()
+        self._writers: list[asyncio.StreamWriter] = []
+        import threading
+
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.append(writer)
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            head = await reader.readuntil(b"\r\n\r\n")
+            self.requests.append(head.split(b"\r\n", 1)[0])
+            if self.reply is None:
+                await reader.read()  # hold the line open, say nothing
+                return
+            writer.write(self.reply)
+            await writer.drain()
+        writer.close()
+
+    def __enter__(self) -> MisbehavingProxy:
+        self._thread.start()
+        future = asyncio.run_coroutine_threadsafe(
+            asyncio.start_server(self._handle, "127.0.0.1", self.port), self._loop
+        )
+        self._server = future.result(5)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        async def shutdown() -> None:
+            self._server.close()
+            for writer in self._writers:
+                writer.close()
+
+        asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()
