@@ -82,6 +82,20 @@ class _Outcome(Enum):
     RESTART = auto()  # a request asked for it
 
 
+# Engine events that end a requested reconnect's "in progress" window.
+_SETTLING = (
+    p.QrIssued,
+    p.Connected,
+    p.LoggedOut,
+    p.TemporaryBan,
+    p.ClientOutdated,
+    p.ConnectFailure,
+    p.StreamReplaced,
+    p.Disconnected,
+    p.DialFailed,
+)
+
+
 def iso(ts: float | None) -> str | None:
     if ts is None:
         return None
@@ -115,6 +129,9 @@ class Session:
         self.has_credentials = False
         self._engine: p.Engine | None = None
         self._restart: _Restart | None = None
+        # True from a restart request until the engine it starts reports an outcome (QR,
+        # connection, refusal, exit): requests in that window coalesce into it.
+        self._restart_in_flight = False
         self._wake = asyncio.Event()
         self._changed = asyncio.Condition()
         self._backoff = Backoff(policy.backoff_min, policy.backoff_max)
@@ -315,6 +332,9 @@ class Session:
                 self._restart = _Restart(wipe=True, reason=reason, state=state)
                 self._set_state(state, reason)
             return False
+        if self._restart_in_flight and not wipe:
+            return False  # the engine a previous request started has not reported yet
+        self._restart_in_flight = True
         self._restart = _Restart(wipe=wipe, reason=reason, state=state)
         self._set_state(state, reason)
         engine = self._engine
@@ -395,6 +415,8 @@ class Session:
         async for event in engine.events():
             if self._restart is not None and not isinstance(event, p.EngineExited):
                 continue  # a request is replacing this engine; its last words do not count
+            if isinstance(event, _SETTLING):
+                self._restart_in_flight = False
             match event:
                 case p.QrIssued(code=code, lifetime=lifetime):
                     now = self.clock()
@@ -456,6 +478,7 @@ class Session:
                 case p.EngineExited(expected=expected, reason=code, detail=detail):
                     if self._restart is not None:
                         return _Outcome.RESTART
+                    self._restart_in_flight = False
                     if not expected:
                         why = reasons.reason(code, detail=detail)
                         if code == "engine_unavailable":
