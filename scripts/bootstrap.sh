@@ -12,3 +12,11 @@ else
   UV=(python3 -m uv)
 fi
 "${UV[@]}" sync --frozen --quiet
+
+# System packages the tests need: a real Redis server (the suite starts its own on a free
+# port). Installed from Debian's packages when missing and we may.
+need_debs() {
+  local missing=()
+  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  printf '%s\n' "${missing[@]}"
+}

@@ -43,6 +43,20 @@ def build_parser() -> argparse.ArgumentParser:
         "WAQR_BOT_HOST",
         "WAQR_BOT_PORT",
     )
+    _service_parser(
+        sub,
+        "api",
+        "Run the public API bridge (needs WA_QR_BRIDGE_TOKEN).",
+        "WAQR_API_HOST",
+        "WAQR_API_PORT",
+    )
+    _service_parser(
+        sub,
+        "up",
+        "Run the bot and the bridge together on embedded defaults (generates a token if none).",
+        "WAQR_API_HOST",
+        "WAQR_API_PORT",
+    )
     return parser
 
 
@@ -87,6 +101,85 @@ def run_bot(settings: Settings) -> int:
     return 0
 
 
+def run_api(settings: Settings) -> int:
+    from waqr.bridge.app import create_app
+
+    if not settings.token_list:
+        raise ConfigError(
+            "WA_QR_BRIDGE_TOKEN is required: the bridge is public and has no default token. "
+            "Set one of at least 32 characters (python -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))'), or use `waqr up`, which generates one."
+        )
+    log_event(
+        log,
+        "bridge starting",
+        host=settings.api_host,
+        port=settings.api_port,
+        bot_url=settings.bot_url,
+        cache="redis" if settings.redis_url else "memory",
+    )
+    asyncio.run(_serve(create_app(settings), settings.api_host, settings.api_port))
+    return 0
+
+
+def run_up(settings: Settings) -> int:
+    """Bot in a child process, bridge in this one: the whole system on one command."""
+    import os
+    import secrets
+    import subprocess
+    import time
+
+    import httpx
+
+    if not settings.token_list:
+        token = secrets.token_urlsafe(32)
+        settings = settings.model_copy(update={"bridge_tokens": token})
+        generated = True
+    else:
+        token = settings.token_list[0]
+        generated = False
+    bot_url = f"http://{settings.bot_host}:{settings.bot_port}"
+    env = {
+        **os.environ,
+        "WAQR_BOT_HOST": settings.bot_host,
+        "WAQR_BOT_PORT": str(settings.bot_port),
+    }
+    bot = subprocess.Popen([sys.executable, "-m", "waqr.cli", "bot"], env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if bot.poll() is not None:
+                print("waqr: the bot did not start (see its log above)", file=sys.stderr)
+                return 1
+            try:
+                if httpx.get(bot_url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                print("waqr: the bot did not answer within 30 s", file=sys.stderr)
+                return 1
+            time.sleep(0.2)
+        shown = "localhost" if settings.api_host in ("0.0.0.0", "::") else settings.api_host
+        api_url = f"http://{shown}:{settings.api_port}"
+        print(f"\nwaqr is up.\n  bridge (public): {api_url}   docs: {api_url}/docs")
+        print(f"  bot (internal):  {bot_url}")
+        if generated:
+            print(f"  token (generated for this run): {token}")
+        else:
+            print("  token: WA_QR_BRIDGE_TOKEN from your environment")
+        print(f'  try: curl -H "Authorization: Bearer $TOKEN" {api_url}/admin/wa/qr\n', flush=True)
+        settings = settings.model_copy(update={"bot_url": bot_url})
+        return run_api(settings)
+    finally:
+        if bot.poll() is None:
+            bot.terminate()
+            try:
+                bot.wait(20)
+            except subprocess.TimeoutExpired:
+                bot.kill()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -94,6 +187,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(settings.log_level, settings.log_format)
         if args.command == "bot":
             return run_bot(settings)
+        if args.command == "api":
+            return run_api(settings)
+        if args.command == "up":
+            return run_up(settings)
     except (ConfigError, DataDirLocked) as exc:
         print(f"waqr: {exc}", file=sys.stderr)
         return 2

@@ -6,9 +6,13 @@
     ├── InvalidPhoneNumber     a phone number that is not +E.164
     ├── NoQrAvailable          there is no live QR to show (carries the session state)
     ├── SessionBusy            the request does not fit the session's current state
-    └── EngineError            the engine child failed us
-        ├── EngineUnavailable  the neonize shared library or package cannot be loaded
-        └── EngineCommandFailed a command sent to the engine child was answered with an error
+    ├── EngineError            the engine child failed us
+    │   ├── EngineUnavailable  the neonize shared library or package cannot be loaded
+    │   └── EngineCommandFailed a command sent to the engine child was answered with an error
+    └── BotError               the bridge could not get an answer from the bot
+        ├── BotUnreachable     connection refused / reset / DNS: the bot is down
+        ├── BotTimeout         the bot did not answer within WAQR_BOT_TIMEOUT
+        └── BotRejected        the bot answered with a 4xx/5xx (status and body kept)
 
 Library errors (neonize, pydantic, OS errors) are converted into these at the boundary
 where they are first met, with ``raise ... from exc``, so callers handle one tree.
@@ -64,3 +68,24 @@ class EngineUnavailable(EngineError):
 
 class EngineCommandFailed(EngineError):
     """The engine child answered a command with an error."""
+
+
+class BotError(WaqrError):
+    """The bridge could not get a usable answer from the bot."""
+
+
+class BotUnreachable(BotError):
+    """The bot does not accept connections."""
+
+
+class BotTimeout(BotError):
+    """The bot accepted the request but did not answer in time."""
+
+
+class BotRejected(BotError):
+    """The bot answered with an error; the bridge passes status and body on."""
+
+    def __init__(self, status_code: int, body: dict[str, object]) -> None:
+        super().__init__(str(body.get("detail") or body.get("error") or status_code))
+        self.status_code = status_code
+        self.body = body

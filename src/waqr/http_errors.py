@@ -26,6 +26,8 @@ _STATUS: tuple[tuple[type[errors.WaqrError], int, str], ...] = (
     (errors.SessionBusy, 409, "conflict"),
     (errors.EngineCommandFailed, 503, "engine_error"),
     (errors.EngineError, 503, "engine_error"),
+    (errors.BotUnreachable, 503, "bot_unreachable"),
+    (errors.BotTimeout, 504, "bot_timeout"),
 )
 
 
@@ -65,6 +67,9 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     async def on_waqr(_request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, errors.BotRejected):
+            body = exc.body if "error" in exc.body else error_body("bot_error", str(exc))
+            return JSONResponse(body, status_code=exc.status_code)
         for cls, status, code in _STATUS:
             if isinstance(exc, cls):
                 return JSONResponse(error_body(code, str(exc)), status_code=status)

@@ -18,6 +18,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from waqr.errors import ConfigError
 
 PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
+MIN_TOKEN_LENGTH = 32
+PLACEHOLDER_TOKENS = frozenset({"changeme" * 4, "x" * 32, "your-token-here"})
 
 
 def _env(name: str) -> AliasChoices:
@@ -66,6 +68,27 @@ class Settings(BaseSettings):
     # abuse to WhatsApp); then rest in qr_timeout until someone asks again.
     qr_max_cycles: int = Field(3, ge=1, le=20, validation_alias=_env("WAQR_QR_MAX_CYCLES"))
 
+    # --- the API bridge (public) -----------------------------------------------------------
+    api_host: str = Field("0.0.0.0", validation_alias=_env("WAQR_API_HOST"))
+    api_port: int = Field(8000, ge=1, le=65535, validation_alias=_env("WAQR_API_PORT"))
+    bot_url: str = Field("http://127.0.0.1:3100", validation_alias=_env("BOT_URL"))
+    # Comma-separated: several tokens may be valid at once, so one can be rotated without
+    # downtime. Required by `waqr api` (>= 32 characters each); `waqr up` generates one.
+    bridge_tokens: str | None = Field(None, validation_alias=_env("WA_QR_BRIDGE_TOKEN"))
+    # X-API-Key for the /wa/* aliases; unset means the bridge tokens are accepted there too.
+    api_keys: str | None = Field(None, validation_alias=_env("WA_QR_API_KEY"))
+    redis_url: str | None = Field(None, validation_alias=_env("REDIS_URL"))
+    keepalive_interval: float = Field(
+        25.0, gt=0, le=3600, validation_alias=_env("KEEPALIVE_INTERVAL")
+    )
+    cors_origins: str = Field("", validation_alias=_env("STREAMLIT_ORIGIN"))
+    # Beyond this the bridge answers 504 bot_timeout.
+    bot_timeout: float = Field(10.0, gt=0, le=300, validation_alias=_env("WAQR_BOT_TIMEOUT"))
+    # Failed authentications from one client within a minute before it gets 429.
+    auth_max_failures: int = Field(
+        10, ge=1, le=10000, validation_alias=_env("WAQR_AUTH_MAX_FAILURES")
+    )
+
     # --- logging ------------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", validation_alias=_env("WAQR_LOG_LEVEL")
@@ -95,6 +118,53 @@ class Settings(BaseSettings):
         if parts.path not in ("", "/") or parts.query or parts.fragment:
             raise ValueError("only scheme://[user:pass@]host:port is allowed")
         return value
+
+    @field_validator("bridge_tokens", "api_keys")
+    @classmethod
+    def _tokens_are_long(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        tokens = [t.strip() for t in value.split(",") if t.strip()]
+        short = [n for n, t in enumerate(tokens, 1) if len(t) < MIN_TOKEN_LENGTH]
+        if short:
+            which = ", ".join(str(n) for n in short)
+            raise ValueError(
+                f"every token must have at least {MIN_TOKEN_LENGTH} characters (token {which} "
+                "is shorter); generate one with: python -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))'"
+            )
+        if any(t.lower() in PLACEHOLDER_TOKENS for t in tokens):
+            raise ValueError("a placeholder token is not a secret; generate a real one")
+        return ",".join(tokens)
+
+    @field_validator("bot_url")
+    @classmethod
+    def _bot_url_is_http(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) URL such as http://127.0.0.1:3100")
+        return value.rstrip("/")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @property
+    def token_list(self) -> list[str]:
+        return self.bridge_tokens.split(",") if self.bridge_tokens else []
+
+    @property
+    def api_key_list(self) -> list[str]:
+        return self.api_keys.split(",") if self.api_keys else self.token_list
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
 
     @field_validator("reconnect_backoff_max")
     @classmethod

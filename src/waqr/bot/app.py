@@ -83,9 +83,18 @@ def create_app(registry: SessionRegistry, *, manage_lifecycle: bool = True) -> F
         return session.status()
 
     @app.get("/qr")
-    async def qr(session: SessionDep) -> dict[str, Any]:
-        """The QR the engine holds now, with its true remaining lifetime in seconds."""
-        session.note_qr_demand()
+    async def qr(
+        session: SessionDep,
+        peek: Annotated[
+            bool, Query(description="Read without signalling that a person waits to scan.")
+        ] = False,
+    ) -> dict[str, Any]:
+        """The QR the engine holds now, with its true remaining lifetime in seconds.
+
+        A read (unless ``peek``) tells the bot someone waits to scan: it keeps fetching
+        fresh QR batches for a while, and wakes a session resting in ``qr_timeout``."""
+        if not peek:
+            session.note_qr_demand()
         return session.qr_payload()
 
     def live_qr_code(session: Session) -> str:

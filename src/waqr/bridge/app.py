@@ -1,0 +1,252 @@
+"""The bridge's HTTP API: the public face of waqr.
+
+Bearer routes under ``/admin/wa/*``; the original deployment's aliases ``/wa/status``,
+``/wa/qr`` and ``/wa/connect`` take ``X-API-Key`` and run the same handlers. ``/healthz`` is
+open and says nothing but "ok"; ``/metrics`` takes the Bearer token.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import Response
+from sse_starlette.sse import EventSourceResponse
+
+from waqr import __version__
+from waqr.bot.app import PairCodeRequest
+from waqr.bridge import examples
+from waqr.bridge.auth import ApiKeyAuth, BearerAuth, FailureLimiter
+from waqr.bridge.botclient import BotClient
+from waqr.bridge.cache import QrCache, RedisQrCache, make_cache
+from waqr.bridge.keepalive import Keepalive, LeaderLock
+from waqr.bridge.metrics import BridgeMetrics
+from waqr.bridge.relay import EventRelay
+from waqr.errors import BotError, BotTimeout, BotUnreachable
+from waqr.http_errors import error_body, install_error_handlers
+from waqr.qr_render import render_png, render_svg
+from waqr.settings import Settings
+from waqr.tasks import cancel, spawn
+
+ResetParam = Annotated[bool, Query(description="Wipe credentials first: a fresh link (relink).")]
+
+
+class Bridge:
+    """Everything one bridge process holds: the bot client, cache, relay and keepalive."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.bot = BotClient(settings.bot_url, timeout=settings.bot_timeout)
+        self.cache: QrCache = make_cache(settings.redis_url)
+        self.relay = EventRelay(self.bot, self.cache)
+        leader = None
+        if isinstance(self.cache, RedisQrCache):
+            leader = LeaderLock(self.cache.client, ttl=settings.keepalive_interval * 2 + 5)
+        self.keepalive = Keepalive(self.bot, self.cache, settings.keepalive_interval, leader)
+        self.metrics = BridgeMetrics()
+
+    async def status(self) -> dict[str, Any]:
+        try:
+            body = await self.bot.status()
+        except BotError as exc:
+            self.metrics.bot_errors.labels(kind=type(exc).__name__).inc()
+            raise
+        self.metrics.bot_connected.set(1 if body.get("connected") else 0)
+        cache = self.cache.health()
+        self.metrics.cache_degraded.set(1 if cache == "degraded" else 0)
+        body["cache"] = cache
+        body["bridge"] = {
+            "pushConnected": self.relay.connected,
+            "keepalive": {"leader": self.keepalive.is_leader, **self.keepalive.last},
+        }
+        return body
+
+    async def qr(self) -> dict[str, Any]:
+        """The bot's current QR (the bot is the authority: promise 1). Only when the bot is
+        alive but too slow to answer does the cache speak, and it holds nothing past the
+        QR's own expiry. A bot that is down has taken its engine, and its QR, with it."""
+        try:
+            body = await self.bot.qr()
+        except BotTimeout:
+            cached = await self.cache.get()
+            if cached is None:
+                raise
+            self.metrics.qr_served.labels(source="cache").inc()
+            return {
+                "status": "qr_ready",
+                "qr": cached.code,
+                "expires_in": round(cached.expires_in(), 1),
+                "source": "cache",
+            }
+        except BotUnreachable:
+            await self.cache.clear()
+            raise
+        if body.get("qr") and body.get("expires_in"):
+            await self.cache.put(str(body["qr"]), float(body["expires_in"]))
+        self.metrics.qr_served.labels(source="bot").inc()
+        return {**body, "source": "bot"}
+
+    async def qr_code_or_error(self) -> str:
+        body = await self.qr()
+        if body.get("qr"):
+            return str(body["qr"])
+        if body.get("status") == "connected":
+            raise HTTPException(
+                409, error_body("already_connected", "the session is linked; there is no QR")
+            )
+        raise HTTPException(
+            404,
+            error_body(
+                "no_qr",
+                f"no QR code is available ({body.get('status')})",
+                status=body.get("status"),
+            ),
+        )
+
+    async def close(self) -> None:
+        if self.keepalive.leader is not None:
+            await self.keepalive.leader.release()
+        await self.bot.close()
+        await self.cache.close()
+
+
+def _bridge(request: Request) -> Bridge:
+    bridge: Bridge = request.app.state.bridge
+    return bridge
+
+
+def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
+    bridge = Bridge(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        tasks = []
+        if background:
+            tasks = [
+                spawn(bridge.relay.run(), name="bridge-relay"),
+                spawn(bridge.keepalive.run(), name="bridge-keepalive"),
+            ]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                await cancel(task)
+            await bridge.close()
+
+    app = FastAPI(
+        title="waqr bridge",
+        version=__version__,
+        description=(
+            "The public API of waqr: link, watch and repair the WhatsApp session. "
+            "`/admin/wa/*` takes `Authorization: Bearer $WA_QR_BRIDGE_TOKEN`; the aliases "
+            "`/wa/*` take `X-API-Key`."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.bridge = bridge
+    app.state.settings = settings
+    app.state.metrics = bridge.metrics
+    app.state.auth_limiter = FailureLimiter(settings.auth_max_failures)
+    install_error_handlers(app)
+    if settings.cors_origin_list:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type"],
+        )
+
+    admin = APIRouter(prefix="/admin/wa", dependencies=[BearerAuth], tags=["admin"])
+    alias = APIRouter(prefix="/wa", dependencies=[ApiKeyAuth], tags=["aliases"])
+
+    async def status(request: Request) -> dict[str, Any]:
+        """The session's state, reason, account and the bridge's own health (``cache``)."""
+        return await _bridge(request).status()
+
+    async def qr(request: Request) -> dict[str, Any]:
+        """The QR the engine holds now, with its true remaining lifetime in seconds."""
+        return await _bridge(request).qr()
+
+    async def reconnect(request: Request, reset: ResetParam = False) -> dict[str, Any]:
+        """Reconnect in the background, keeping credentials unless ``reset=true``."""
+        return await _bridge(request).bot.reconnect(reset=reset)
+
+    for router in (admin, alias):
+        router.add_api_route(
+            "/status", status, methods=["GET"], responses=examples.ok(examples.STATUS)
+        )
+        router.add_api_route("/qr", qr, methods=["GET"], responses=examples.ok(examples.QR))
+    admin.add_api_route(
+        "/reconnect",
+        reconnect,
+        methods=["POST"],
+        status_code=202,
+        responses=examples.ok(examples.RECONNECT, 202),
+    )
+    alias.add_api_route(
+        "/connect",
+        reconnect,
+        methods=["POST"],
+        status_code=202,
+        responses=examples.ok(examples.RECONNECT, 202),
+    )
+
+    @admin.get("/qr.png", response_class=Response, responses=examples.image("image/png"))
+    async def qr_png(request: Request) -> Response:
+        """The current QR as a PNG image."""
+        png = render_png(await _bridge(request).qr_code_or_error())
+        return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+    @admin.get("/qr.svg", response_class=Response, responses=examples.image("image/svg+xml"))
+    async def qr_svg(request: Request) -> Response:
+        """The current QR as an SVG image."""
+        svg = render_svg(await _bridge(request).qr_code_or_error())
+        return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
+
+    @admin.post("/logout", responses=examples.ok(examples.LOGOUT))
+    async def logout(request: Request) -> dict[str, Any]:
+        """Unlink the device at WhatsApp, wipe credentials, offer a fresh link."""
+        return await _bridge(request).bot.logout()
+
+    @admin.post("/pair-code", responses=examples.ok(examples.PAIR_CODE))
+    async def pair_code(request: Request, body: PairCodeRequest) -> dict[str, Any]:
+        """Link by phone number: returns the 8-character code to type on the phone."""
+        return await _bridge(request).bot.pair_code("+" + body.phone)
+
+    @admin.get("/events", responses=examples.sse())
+    async def events(request: Request) -> EventSourceResponse:
+        """Server-Sent Events: ``state`` on every change, ``qr`` on every rotation."""
+        bridge = _bridge(request)
+        first = await bridge.status()
+
+        async def stream() -> AsyncIterator[dict[str, str]]:
+            yield {"event": "state", "data": json.dumps(first)}
+            async for kind, data in bridge.relay.subscribe():
+                if await request.is_disconnected():
+                    return
+                yield {"event": kind, "data": json.dumps(data)}
+
+        return EventSourceResponse(stream(), ping=15)
+
+    @app.get("/healthz", responses=examples.ok({"status": "ok"}))
+    async def healthz() -> dict[str, str]:
+        """Liveness of the bridge itself; no details, no auth."""
+        return {"status": "ok"}
+
+    @app.get(
+        "/metrics",
+        dependencies=[BearerAuth],
+        response_class=Response,
+        responses=examples.image("text/plain"),
+    )
+    async def metrics(request: Request) -> Response:
+        """Prometheus metrics (Bearer token required)."""
+        return Response(_bridge(request).metrics.render(), media_type="text/plain; version=0.0.4")
+
+    app.include_router(admin)
+    app.include_router(alias)
+    return app

@@ -1,0 +1,88 @@
+"""The bridge's one way to talk to the bot. ``_check`` is the single place where an HTTP
+outcome becomes a result or a typed error (BotUnreachable -> 503, BotTimeout -> 504,
+BotRejected -> the bot's own status and body)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from httpx_sse import aconnect_sse
+
+from waqr.errors import BotRejected, BotTimeout, BotUnreachable
+
+
+@asynccontextmanager
+async def _mapped_errors(path: str) -> AsyncIterator[None]:
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        raise BotTimeout(f"the bot did not answer {path} in time") from exc
+    except httpx.TransportError as exc:
+        raise BotUnreachable(f"the bot cannot be reached ({type(exc).__name__})") from exc
+
+
+class BotClient:
+    def __init__(self, base_url: str, *, timeout: float) -> None:
+        self.base_url = base_url
+        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout)
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        async with _mapped_errors(path):
+            response = await self._http.request(method, path, **kwargs)
+        return self._check(response)
+
+    @staticmethod
+    def _check(response: httpx.Response) -> httpx.Response:
+        if response.status_code < 400:
+            return response
+        try:
+            body = response.json()
+        except ValueError:
+            body = {"error": "bot_error", "detail": response.text[:200]}
+        if not isinstance(body, dict):
+            body = {"error": "bot_error", "detail": str(body)[:200]}
+        raise BotRejected(response.status_code, body)
+
+    async def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        body: dict[str, Any] = (await self._request(method, path, **kwargs)).json()
+        return body
+
+    async def health(self) -> dict[str, Any]:
+        return await self._json("GET", "/health")
+
+    async def status(self) -> dict[str, Any]:
+        return await self._json("GET", "/status")
+
+    async def qr(self, *, peek: bool = False) -> dict[str, Any]:
+        """The bot's current QR. ``peek`` reads it without counting as a person waiting (the
+        keepalive loop must not keep QR batches coming on its own)."""
+        return await self._json("GET", "/qr", params={"peek": "true"} if peek else None)
+
+    async def reconnect(self, *, reset: bool = False) -> dict[str, Any]:
+        return await self._json("POST", "/reconnect", params={"reset": str(reset).lower()})
+
+    async def logout(self) -> dict[str, Any]:
+        return await self._json("POST", "/logout")
+
+    async def pair_code(self, phone: str) -> dict[str, Any]:
+        return await self._json("POST", "/pair-code", json={"phone": phone})
+
+    async def events(self) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """The bot's event stream, as (type, data) pairs, until it ends."""
+        async with (
+            _mapped_errors("/events"),
+            aconnect_sse(
+                self._http, "GET", "/events", timeout=httpx.Timeout(10, read=60)
+            ) as source,
+        ):
+            self._check(source.response)
+            async for sse in source.aiter_sse():
+                if sse.event in ("state", "qr"):
+                    yield sse.event, json.loads(sse.data)
