@@ -39,9 +39,12 @@ def wait_until(predicate: Any, timeout: float, interval: float = 0.1) -> Any:
 
 
 @dataclass
-class BotProcess:
+class ServiceProcess:
+    """A `waqr <command>` process on a free loopback port, its output in a log file."""
+
     data_dir: Path
     env: dict[str, str] = field(default_factory=dict)
+    command: str = "bot"
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
@@ -50,19 +53,21 @@ class BotProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, *, wait: bool = True) -> BotProcess:
+    def start(self, *, wait: bool = True) -> ServiceProcess:
+        port_var = {"bot": "WAQR_BOT_PORT", "api": "WAQR_API_PORT"}[self.command]
         env = {
             **os.environ,
             "WAQR_DATA_DIR": str(self.data_dir),
-            "WAQR_BOT_PORT": str(self.port),
+            port_var: str(self.port),
+            "WAQR_API_HOST": "127.0.0.1",
             "WAQR_LOG_LEVEL": "DEBUG",
             **self.env,
         }
-        self.log_path = self.data_dir.parent / f"bot-{self.port}.log"
+        self.log_path = self.data_dir.parent / f"{self.command}-{self.port}.log"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "waqr.cli", "bot"],
+            [sys.executable, "-m", "waqr.cli", self.command],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -70,7 +75,8 @@ class BotProcess:
         )
         log.close()
         if wait:
-            wait_until(lambda: self.get("/health").status_code == 200, 30)
+            health = "/health" if self.command == "bot" else "/healthz"
+            wait_until(lambda: self.get(health).status_code == 200, 30)
         return self
 
     def get(self, path: str, **kw: Any) -> httpx.Response:
@@ -102,12 +108,65 @@ class BotProcess:
 
 
 @contextlib.contextmanager
-def running_bot(data_dir: Path, **env: str) -> Iterator[BotProcess]:
-    bot = BotProcess(data_dir, env=env).start()
+def running_bot(data_dir: Path, **env: str) -> Iterator[ServiceProcess]:
+    bot = ServiceProcess(data_dir, env=env).start()
     try:
         yield bot
     finally:
         bot.stop()
+
+
+class RedisServer:
+    """A real redis-server on a free loopback port, nothing kept on disk."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+        def ready() -> bool:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+
+        wait_until(lambda: _quiet(ready), 10)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+def _quiet(check: Any) -> Any:
+    try:
+        return check()
+    except OSError:
+        return False
 
 
 def process_alive(pid: int) -> bool:

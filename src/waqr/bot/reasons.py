@@ -111,10 +111,6 @@ _TABLE: dict[str, tuple[str, str]] = {
         "Credentials were wiped on request (relink).",
         "Scan the new QR code, or link with a phone number.",
     ),
-    "reconnect_requested": (
-        "Reconnecting on request; credentials are kept.",
-        "Nothing to do.",
-    ),
 }
 
 

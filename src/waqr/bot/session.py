@@ -70,7 +70,7 @@ class PairingCode:
 @dataclass(frozen=True, slots=True)
 class _Restart:
     wipe: bool
-    reason: Reason
+    reason: Reason | None
     state: State
 
 
@@ -127,6 +127,7 @@ class Session:
         self.engine_starts = 0
         self.keepalive_failing = False
         self.has_credentials = False
+        self.last_action: dict[str, str | None] | None = None
         self._engine: p.Engine | None = None
         self._restart: _Restart | None = None
         # True from a restart request until the engine it starts reports an outcome (QR,
@@ -192,6 +193,7 @@ class Session:
             ),
             "nextRetryAt": iso(self.next_retry_at),
             "keepaliveFailing": self.keepalive_failing,
+            "lastAction": self.last_action,
             "engine": {
                 "running": self._engine is not None,
                 "pid": self._engine.pid if self._engine is not None else None,
@@ -226,9 +228,9 @@ class Session:
             return self._request_restart(
                 wipe=True, reason=reasons.reason("reset_requested"), state=State.STARTING
             )
-        return self._request_restart(
-            wipe=False, reason=reasons.reason("reconnect_requested"), state=State.CONNECTING
-        )
+        # A plain reconnect is an action, not a cause: lastDisconnectReason keeps saying why
+        # the session was down (a keepalive nudge must not hide it).
+        return self._request_restart(wipe=False, reason=None, state=State.CONNECTING)
 
     async def logout(self) -> bool:
         """Unlink at WhatsApp when connected, wipe credentials, offer a fresh link. Returns
@@ -268,9 +270,13 @@ class Session:
                 self._qr_cycles = 0
                 self._wake.set()
             # whatsmeow accepts PairPhone only while a connect runs, i.e. after its first QR.
-            if not await self._wait_for(lambda: self.state in LINKING, self.policy.pair_wait):
+            # Stop waiting as soon as the attempt fails: no QR will come from it.
+            settled = LINKING | {State.DISCONNECTED, State.FAILED, State.CONNECTED}
+            await self._wait_for(lambda: self.state in settled, self.policy.pair_wait)
+            if self.state not in LINKING:
+                why = f" ({self.reason.message})" if self.reason else ""
                 raise SessionBusy(
-                    f"the engine is not ready to pair (state {self.state.value}); try again"
+                    f"cannot pair now: the session is {self.state.value}{why}; try again"
                 )
             engine = self._engine
             if engine is None:
@@ -325,7 +331,10 @@ class Session:
         last = self._last_demand
         return last is not None and self.clock() - last <= self.policy.qr_demand_window
 
-    def _request_restart(self, *, wipe: bool, reason: Reason, state: State) -> bool:
+    def _request_restart(self, *, wipe: bool, reason: Reason | None, state: State) -> bool:
+        action = "reconnect" if not wipe else (reason.code if reason else "reset")
+        self.last_action = {"action": action, "at": iso(self.clock())}
+        log_event(log, "restart requested", session=self.name, action=action)
         pending = self._restart
         if pending is not None:
             if wipe and not pending.wipe:  # a relink outranks a plain reconnect

@@ -1,0 +1,294 @@
+"""The bridge as a real process, in front of a real bot process, with a real Redis."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.procs import (
+    MisbehavingProxy,
+    RedisServer,
+    ServiceProcess,
+    free_port,
+    running_bot,
+    wait_until,
+)
+
+pytestmark = pytest.mark.timeout(120)
+
+TOKEN = "t" * 40
+OTHER_TOKEN = "o" * 40
+API_KEY = "k" * 40
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
+REFUSED = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n"
+
+
+@contextlib.contextmanager
+def running_bridge(workdir: Path, bot_url: str, **env: str) -> Iterator[ServiceProcess]:
+    settings = {
+        "WA_QR_BRIDGE_TOKEN": f"{TOKEN},{OTHER_TOKEN}",
+        "BOT_URL": bot_url,
+        "WAQR_AUTH_MAX_FAILURES": "1000",
+        **env,
+    }
+    bridge = ServiceProcess(workdir, env=settings, command="api").start()
+    try:
+        yield bridge
+    finally:
+        bridge.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[ServiceProcess, ServiceProcess]]:
+    """A bot whose WhatsApp route is a proxy that refuses CONNECT, and a bridge before it."""
+    root = tmp_path_factory.mktemp("stack")
+    with (
+        MisbehavingProxy(REFUSED) as proxy,
+        running_bot(root / "bot", WA_PROXY=proxy.url) as bot,
+        running_bridge(root / "api", bot.url, WA_QR_API_KEY=API_KEY, WAQR_BOT_TIMEOUT="5") as api,
+    ):
+        yield bot, api
+
+
+def operations(api: ServiceProcess) -> list[tuple[str, str]]:
+    spec = api.get("/openapi.json").json()
+    return [
+        (method.upper(), path)
+        for path, item in spec["paths"].items()
+        for method in item
+        if path != "/healthz"
+    ]
+
+
+def call(api: ServiceProcess, method: str, path: str, headers: dict[str, str]) -> httpx.Response:
+    kwargs: dict = {"headers": headers, "timeout": 15}
+    if path.endswith("/pair-code"):
+        kwargs["json"] = {"phone": "+4915112345678"}
+    if path.endswith("/events"):
+        with httpx.stream(method, api.url + path, **kwargs) as response:
+            response.read() if response.status_code != 200 else None
+            return response
+    return httpx.request(method, api.url + path, **kwargs)
+
+
+def test_every_route_refuses_a_missing_or_wrong_credential(stack) -> None:
+    _bot, api = stack
+    routes = operations(api)
+    assert len(routes) >= 12  # the enumeration itself must see the API
+    for method, path in routes:
+        alias = path.startswith("/wa/")
+        wrong = {"X-API-Key": "w" * 40} if alias else {"Authorization": f"Bearer {'w' * 40}"}
+        for headers in ({}, wrong):
+            reply = call(api, method, path, headers)
+            assert reply.status_code == 401, (method, path, headers)
+            assert "WWW-Authenticate" in reply.headers
+        if alias:  # the Bearer token is not an API key once WA_QR_API_KEY is set
+            assert call(api, method, path, BEARER).status_code == 401
+
+
+def test_every_route_accepts_its_credential(stack) -> None:
+    _bot, api = stack
+    for method, path in operations(api):
+        alias = path.startswith("/wa/")
+        headers = {"X-API-Key": API_KEY} if alias else BEARER
+        reply = call(api, method, path, headers)
+        assert reply.status_code not in (401, 403, 429), (method, path)
+        assert reply.status_code < 500, (method, path, reply.text)
+
+
+def test_either_configured_token_works_so_tokens_rotate_without_downtime(stack) -> None:
+    _bot, api = stack
+    for token in (TOKEN, OTHER_TOKEN):
+        reply = api.get("/admin/wa/status", headers={"Authorization": f"Bearer {token}"})
+        assert reply.status_code == 200
+
+
+def test_healthz_is_open_and_says_nothing_else(stack) -> None:
+    _bot, api = stack
+    assert api.get("/healthz").json() == {"status": "ok"}
+
+
+def test_status_speaks_for_the_bot_with_the_reason(stack) -> None:
+    _bot, api = stack
+
+    def reason_code(body: dict) -> str | None:
+        return (body.get("lastDisconnectReason") or {}).get("code")
+
+    body = wait_until(
+        lambda: (
+            reason_code(b := api.get("/admin/wa/status", headers=BEARER).json())
+            == "connection_failure"
+            and b
+        ),
+        30,
+    )
+    assert "Forbidden" in body["lastDisconnectReason"]["message"]
+    assert body["cache"] == "memory"
+    alias = api.get("/wa/status", headers={"X-API-Key": API_KEY}).json()
+    assert alias["status"] in ("disconnected", "connecting")
+
+
+def test_pair_code_input_is_validated_at_the_bridge(stack) -> None:
+    _bot, api = stack
+    reply = api.post("/admin/wa/pair-code", headers=BEARER, json={"phone": "12345"})
+    assert reply.status_code == 422
+    assert reply.json()["error"] == "invalid_request"
+    assert "must start with '+'" in reply.json()["detail"]
+
+
+def test_metrics_are_prometheus_text(stack) -> None:
+    _bot, api = stack
+    body = api.get("/metrics", headers=BEARER).text
+    assert "waqr_bridge_auth_failures_total" in body
+
+
+def test_cors_allows_exactly_the_configured_origins(tmp_path: Path) -> None:
+    origin = "https://ui.example.org"
+    with running_bridge(
+        tmp_path, "http://127.0.0.1:9", STREAMLIT_ORIGIN=f"{origin},https://b.example"
+    ) as api:
+        preflight = {"Origin": origin, "Access-Control-Request-Method": "GET"}
+        allowed = httpx.options(api.url + "/admin/wa/status", headers=preflight)
+        assert allowed.headers.get("access-control-allow-origin") == origin
+        other = {**preflight, "Origin": "https://evil.example"}
+        refused = httpx.options(api.url + "/admin/wa/status", headers=other)
+        assert "access-control-allow-origin" not in refused.headers
+
+
+def test_repeated_failures_from_one_client_get_429(tmp_path: Path) -> None:
+    with running_bridge(tmp_path, "http://127.0.0.1:9", WAQR_AUTH_MAX_FAILURES="3") as api:
+        wrong = {"Authorization": "Bearer " + "w" * 40}
+        codes = [api.get("/admin/wa/status", headers=wrong).status_code for _ in range(4)]
+        assert codes == [401, 401, 401, 429]
+        blocked = api.get("/admin/wa/status", headers=BEARER)
+        assert blocked.status_code == 429
+        assert int(blocked.headers["Retry-After"]) >= 1
+
+
+def test_a_stopped_bot_is_503_bot_unreachable(tmp_path: Path) -> None:
+    with running_bridge(tmp_path, f"http://127.0.0.1:{free_port()}") as api:
+        for path in ("/admin/wa/status", "/admin/wa/qr"):
+            reply = api.get(path, headers=BEARER)
+            assert reply.status_code == 503
+            assert reply.json()["error"] == "bot_unreachable"
+            assert reply.json()["detail"]
+
+
+def test_a_bot_too_slow_to_answer_is_504(tmp_path: Path) -> None:
+    with (
+        MisbehavingProxy(None) as silent,  # accepts, reads, never answers: a hung bot
+        running_bridge(tmp_path, silent.url, WAQR_BOT_TIMEOUT="1") as api,
+    ):
+        reply = api.get("/admin/wa/status", headers=BEARER)
+        assert reply.status_code == 504
+        assert reply.json()["error"] == "bot_timeout"
+
+
+def test_the_bridge_refuses_to_start_without_a_long_token(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "WA_QR_BRIDGE_TOKEN"}
+    missing = subprocess.run(
+        [sys.executable, "-m", "waqr.cli", "api"], env=env, capture_output=True, timeout=30
+    )
+    assert missing.returncode == 2
+    assert b"WA_QR_BRIDGE_TOKEN is required" in missing.stderr
+    short = subprocess.run(
+        [sys.executable, "-m", "waqr.cli", "api"],
+        env={**env, "WA_QR_BRIDGE_TOKEN": "short"},
+        capture_output=True,
+        timeout=30,
+    )
+    assert short.returncode == 2
+    assert b"at least 32 characters" in short.stderr
+    assert b"short" not in short.stderr.replace(b"shorter", b"")
+
+
+def test_redis_down_degrades_the_cache_and_recovers_by_itself(tmp_path: Path, stack) -> None:
+    bot, _api = stack
+    redis = RedisServer(tmp_path / "redis").start()
+    try:
+        with running_bridge(tmp_path / "api", bot.url, REDIS_URL=redis.url) as api:
+            assert api.get("/admin/wa/status", headers=BEARER).json()["cache"] == "ok"
+            redis.stop()
+            degraded = api.get("/admin/wa/status", headers=BEARER)
+            assert degraded.status_code == 200
+            wait_until(lambda: api.get("/admin/wa/qr", headers=BEARER).status_code == 200, 10)
+            wait_until(
+                lambda: api.get("/admin/wa/status", headers=BEARER).json()["cache"] == "degraded",
+                15,
+            )
+            redis.start()
+            wait_until(
+                lambda: api.get("/admin/wa/status", headers=BEARER).json()["cache"] == "ok", 30
+            )
+    finally:
+        redis.stop()
+
+
+def test_two_bridges_run_one_keepalive_leader(tmp_path: Path, stack) -> None:
+    bot, _api = stack
+    redis = RedisServer(tmp_path / "redis").start()
+    env = {"REDIS_URL": redis.url, "KEEPALIVE_INTERVAL": "0.5"}
+    try:
+        with (
+            running_bridge(tmp_path / "a", bot.url, **env) as first,
+            running_bridge(tmp_path / "b", bot.url, **env) as second,
+        ):
+
+            def leaders() -> list[bool]:
+                return [
+                    b.get("/admin/wa/status", headers=BEARER).json()["bridge"]["keepalive"][
+                        "leader"
+                    ]
+                    for b in (first, second)
+                ]
+
+            wait_until(lambda: sorted(leaders()) == [False, True], 15)
+            for _ in range(5):  # stays exactly one over several intervals
+                assert sorted(leaders()) == [False, True]
+                time.sleep(0.3)
+            leader, follower = (first, second) if leaders()[0] else (second, first)
+            os.killpg(leader.proc.pid, signal.SIGKILL)  # type: ignore[union-attr]
+            wait_until(
+                lambda: follower.get("/admin/wa/status", headers=BEARER).json()["bridge"][
+                    "keepalive"
+                ]["leader"],
+                20,
+            )
+    finally:
+        redis.stop()
+
+
+def test_keepalive_asks_a_disconnected_bot_to_reconnect_never_to_reset(
+    tmp_path: Path, stack
+) -> None:
+    bot, _api = stack
+    with running_bridge(tmp_path, bot.url, KEEPALIVE_INTERVAL="0.3") as api:
+        wait_until(lambda: '"action": "reconnect"' in api.logs(), 20)
+    logs = bot.logs()
+    assert '"action": "reconnect"' in logs
+    assert "reset_requested" not in logs
+    assert '"action": "reset' not in logs
+
+
+def test_events_relay_the_bots_state(stack) -> None:
+    _bot, api = stack
+    with httpx.stream("GET", api.url + "/admin/wa/events", headers=BEARER, timeout=10) as stream:
+        assert stream.status_code == 200
+        for line in stream.iter_lines():
+            if line.startswith("data:"):
+                first = json.loads(line[5:])
+                break
+    assert first["status"] in ("connecting", "disconnected")
+    assert "cache" in first
