@@ -18,5 +18,8 @@ fi
 need_debs() {
   local missing=()
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  # Debian's chromium, driven by Playwright for the UI tests (Playwright's own browser
+  # download is not used: it cannot be fetched here and is not needed).
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   printf '%s\n' "${missing[@]}"
 }
