@@ -57,6 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
         "WAQR_API_HOST",
         "WAQR_API_PORT",
     )
+    sim = sub.add_parser(
+        "sim",
+        help="Run the local WhatsApp Web simulator (try waqr without a phone; tests use it).",
+        description="Run the local WhatsApp Web simulator on loopback and print how to point a "
+        "bot at it.",
+    )
+    sim.add_argument("--host", default="127.0.0.1", help="address (loopback only by design)")
+    sim.add_argument("--port", type=int, default=0, help="port of the phone/control API")
+    sim.add_argument("--state-dir", default=".waqr-sim", help="where its CA and root key live")
     return parser
 
 
@@ -182,6 +191,17 @@ def run_up(settings: Settings) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "sim":
+        from pathlib import Path
+
+        from waqr.sim.app import main as run_sim
+
+        logging.basicConfig(level=logging.INFO)
+        try:
+            run_sim(host=args.host, port=args.port, state_dir=Path(args.state_dir))
+        except KeyboardInterrupt:
+            return 130
+        return 0
     try:
         settings = _settings_for(args)
         configure_logging(settings.log_level, settings.log_format)

@@ -49,6 +49,20 @@ def write_private_file(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
+def store_has_device(db_path: Path) -> bool:
+    """Whether whatsmeow's sqlite store at ``db_path`` holds a paired device."""
+    if not db_path.is_file():
+        return False
+    try:
+        with contextlib.closing(
+            sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=2)
+        ) as db:
+            row = db.execute("SELECT count(*) FROM whatsmeow_device").fetchone()
+    except sqlite3.Error:
+        return False
+    return bool(row and row[0])
+
+
 @dataclass(frozen=True, slots=True)
 class SavedQr:
     code: str
@@ -93,16 +107,7 @@ class SessionStore:
 
     def has_credentials(self) -> bool:
         """True when the store holds a paired device (not merely an empty database)."""
-        if not self.db_path.is_file():
-            return False
-        try:
-            with contextlib.closing(
-                sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=2)
-            ) as db:
-                row = db.execute("SELECT count(*) FROM whatsmeow_device").fetchone()
-        except sqlite3.Error:
-            return False
-        return bool(row and row[0])
+        return store_has_device(self.db_path)
 
     def wipe_credentials(self) -> None:
         for path in self.credential_files():

@@ -16,6 +16,7 @@ supervisor's log capture rather than corrupting the event stream.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import importlib.metadata
 import importlib.util
@@ -28,6 +29,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from waqr.bot.store import store_has_device
 from waqr.engine import protocol as p
 from waqr.engine.wire import encode_event, encode_reply
 from waqr.errors import EngineUnavailable
@@ -88,6 +90,30 @@ def _die_with_parent() -> None:
         pass  # not Linux: stdin EOF still ends the child
 
 
+class PairDeviceWatch(logging.Filter):
+    """Learns how many QR refs WhatsApp sent, from whatsmeow's own debug line.
+
+    whatsmeow shows the first code for 60 s only when the batch has exactly six refs, else
+    20 s (qrchan.go), but neonize 0.5.2 hands Python one code at a time and never the batch
+    (its QR event does not fire). The refs are visible only in whatsmeow's DEBUG log of the
+    received ``<pair-device>`` node, so a linking child runs the Go side at DEBUG and this
+    filter counts the refs, then drops every line below the operator's level. A linked
+    child (credentials present) never needs this and runs at the configured level.
+    """
+
+    def __init__(self, level: int, found: Callable[[int], None]) -> None:
+        super().__init__()
+        self.level = level
+        self.found = found
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.INFO and record.name == "whatsmeow.Client.Recv":
+            text = record.getMessage()
+            if "<pair-device>" in text:
+                self.found(text.count("<ref>"))
+        return record.levelno >= self.level
+
+
 class EngineChild:
     def __init__(self, config: dict[str, Any], event_fd: int) -> None:
         self.config = config
@@ -96,6 +122,7 @@ class EngineChild:
         self.stopping = False
         self.qr_index = 0
         self.qr_batch: int | None = None
+        self.batch_known = asyncio.Event()
         self.client: Any = None
 
     def emit(self, event: p.EngineEvent) -> None:
@@ -121,11 +148,23 @@ class EngineChild:
         from neonize.utils.log import log as neonize_log
 
         # The Go side forwards its log lines at neonize's logger level, read at connect.
-        neonize_log.setLevel(self.config.get("log_level", "WARNING"))
+        level = logging.getLevelName(self.config.get("log_level", "WARNING"))
+        if store_has_device(Path(self.config["store_path"])):
+            neonize_log.setLevel(level)
+        else:
+            loop = asyncio.get_running_loop()
+
+            def found(count: int) -> None:
+                loop.call_soon_threadsafe(self._learn_batch, count)
+
+            neonize_log.setLevel(logging.DEBUG)
+            logging.getLogger("whatsmeow").setLevel(logging.DEBUG)
+            watch = PairDeviceWatch(level, found)
+            for log_handler in logging.getLogger().handlers:
+                log_handler.addFilter(watch)
         self.client = client = NewAClient(self.config["store_path"])
         client.event.qr(self._guard("qr", self.on_qr))
         handlers: dict[Any, Callable[[Any, Any], Awaitable[None]]] = {
-            ev.QREv: self.on_qr_batch,
             ev.PairStatusEv: self.on_pair_status,
             ev.ConnectedEv: self.on_connected,
             ev.LoggedOutEv: self.on_logged_out,
@@ -159,13 +198,18 @@ class EngineChild:
         self.emit(p.DialFailed(error=str(error) if error else "engine connect loop ended"))
 
     # --- event handlers -------------------------------------------------------------------
+    def _learn_batch(self, count: int) -> None:
+        self.qr_batch = count
+        self.batch_known.set()
+
     async def on_qr(self, _client: Any, data: bytes) -> None:
+        if self.qr_index == 0 and self.qr_batch is None:
+            # The debug line travels through neonize's log thread; it may trail the code.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.batch_known.wait(), 1.0)
         lifetime = qr_lifetime(self.qr_index, self.qr_batch)
         self.qr_index += 1
         self.emit(p.QrIssued(code=data.decode(), lifetime=lifetime))
-
-    async def on_qr_batch(self, _client: Any, message: Any) -> None:
-        self.qr_batch = len(message.Codes)
 
     async def on_pair_status(self, _client: Any, message: Any) -> None:
         if message.Error:

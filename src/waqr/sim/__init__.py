@@ -1,0 +1,21 @@
+"""waqr.sim: a local WhatsApp Web simulator that an unmodified whatsmeow/neonize client links to.
+
+Standalone by design: nothing in here imports the rest of ``waqr``. The protocol facts it follows
+are in ``shared/docs/wa-protocol.md`` (cited as "doc §N" in comments).
+
+Modules, bottom up:
+  proto         neonize's generated protobuf classes, imported without loading neonize's Go library
+  tokens        the WABinary token dictionaries (dictionary version 3)
+  node, binary  WABinary ``Node``/``JID`` and their encoding
+  xeddsa        Curve25519 ("XEdDSA-style") signatures as libsignal checks them
+  noise         server side of the Noise_XX handshake and the transport cipher
+  certs         the Noise root / intermediate / leaf certificate chain
+  pairing       QR parsing and the ADV device identity the phone signs
+  paircode      the pairing-code cryptography (phone side)
+  state         the simulated world: phones, linked devices, live connections, fault plan
+  server        one client connection: handshake, login, post-login iqs, keepalive, logout
+  registration  a new device: pair-device refs, pair-success, restart; linkcode: by code
+  tls, frontdoor, rootkey   the network front door and the root-key-patched neonize copy
+  phone         HTTP control API (scan a QR, type a code, log a device out, set faults)
+  app           ``Simulator``: front door + server + control API, and the ``waqr sim`` entry point
+"""

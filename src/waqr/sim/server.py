@@ -1,0 +1,292 @@
+"""One client connection, as WhatsApp's chat server would run it (doc §3-§10).
+
+``ConnectionHandler`` is the front door's frame handler. Per connection a ``Session``:
+handshake -> ClientPayload -> either *registration* (send ``pair-device`` refs, wait for the phone
+to scan, ``pair-success``, check ``pair-device-sign``, ``stream:error 515``) or *login*
+(``<success>`` or ``<failure>``, then answer the post-login iqs and keepalive pings). The control
+API reaches live sessions through ``World`` to pair, log out, or drop them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+from waqr.sim import proto
+from waqr.sim.binary import BinaryError, Node, pack_frame, unpack_frame
+from waqr.sim.certs import ServerIdentity
+from waqr.sim.frontdoor import FrameConn, FrameConnClosed
+from waqr.sim.node import JID, iq_error, iq_result
+from waqr.sim.noise import INTRO_HEADER, NoiseError, ServerHandshake, TransportCipher
+from waqr.sim.registration import Registration
+from waqr.sim.state import LinkedDevice, Refusal, SessionKind, World
+
+log = logging.getLogger("waqr.sim.server")
+
+HANDSHAKE_TIMEOUT: Final = 20.0  # the client itself gives up on ServerHello after 20 s (doc §3.3)
+CLOSE_GRACE: Final = 1.0  # let the client read a stream:error/failure before we close (doc §9)
+
+
+class Session:
+    """A live client connection; the ``LiveSession`` the world and the phone talk to."""
+
+    def __init__(self, conn: FrameConn, world: World, identity: ServerIdentity) -> None:
+        self.conn = conn
+        self.world = world
+        self.identity = identity
+        self.conn_id = world.new_conn_id()
+        self.kind: SessionKind = "handshake"
+        self.device_jid: JID | None = None
+        self.device: LinkedDevice | None = None
+        self.registration: Registration | None = None
+        self.client_noise_key = b""  # the client's static key, known after the handshake
+        self._receive_cipher: TransportCipher | None = None
+        self._send_cipher: TransportCipher | None = None
+        self._send_lock = asyncio.Lock()
+        self._pending: dict[str, asyncio.Future[Node]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+        self._iq_counter = 0
+
+    # -- what the world may do
+
+    async def send_node(self, node: Node) -> None:
+        async with self._send_lock:
+            if self._send_cipher is None or self._closed:
+                raise ConnectionError("session is not open")
+            try:
+                await self.conn.send(self._send_cipher.encrypt(pack_frame(node)))
+            except FrameConnClosed as exc:
+                raise ConnectionError("client closed the connection") from exc
+
+    async def request(self, node: Node) -> Node:
+        """Send an iq and wait for the client's reply with the same id (caller bounds the wait)."""
+        iq_id = node.attr("id")
+        future: asyncio.Future[Node] = asyncio.get_running_loop().create_future()
+        self._pending[iq_id] = future
+        try:
+            await self.send_node(node)
+            return await future
+        finally:
+            self._pending.pop(iq_id, None)
+
+    def new_iq_id(self) -> str:
+        self._iq_counter += 1
+        return f"{self.conn_id}.{self._iq_counter}-sim"
+
+    async def stream_error(self, code: int | None, conflict: str | None = None) -> None:
+        """Send ``<stream:error>`` and close after a grace period (doc §9)."""
+        children = [Node("conflict", {"type": conflict})] if conflict else None
+        attrs = {"code": str(code)} if code is not None else {}
+        await self._send_then_close(Node("stream:error", dict(attrs), children), CLOSE_GRACE)
+
+    def replace(self) -> None:
+        """A newer login of the same device took over: ``<conflict type="replaced"/>`` (doc §9)."""
+        self.spawn(self.stream_error(None, "replaced"), "replaced")
+
+    async def drop(self) -> None:
+        """Close the socket with no stream:error: the client sees a plain disconnect."""
+        await self.close()
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self.conn.close()
+
+    def spawn(self, work: Awaitable[None], name: str) -> None:
+        """Run ``work`` in the background, held and logged (no silent task deaths)."""
+        task = asyncio.ensure_future(work)
+        task.set_name(f"sim-conn{self.conn_id}-{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "conn %d: task %s failed", self.conn_id, task.get_name(), exc_info=task.exception()
+            )
+
+    async def _send_then_close(self, node: Node, grace: float) -> None:
+        try:
+            await self.send_node(node)
+        except ConnectionError:
+            return
+        await asyncio.sleep(grace)
+        await self.close()
+
+    # -- the connection's life
+
+    async def run(self) -> None:
+        self.world.attach(self)
+        try:
+            payload = await asyncio.wait_for(self._handshake(), HANDSHAKE_TIMEOUT)
+            if payload is not None and await self._start(payload):
+                await self._read_loop()
+        except (NoiseError, BinaryError, TimeoutError) as exc:
+            log.info("conn %d: closing after protocol error: %s", self.conn_id, exc)
+        except ConnectionError:
+            pass
+        except Exception:
+            log.exception("conn %d: session failed", self.conn_id)
+        finally:
+            self.world.detach(self)
+            if self.registration is not None:
+                self.registration.close()
+            for future in self._pending.values():
+                if not future.done():
+                    future.set_exception(ConnectionError("client disconnected"))
+            for task in list(self._tasks):
+                task.cancel()
+            await self.close()
+            log.info("conn %d (%s): closed", self.conn_id, self.kind)
+
+    async def _recv(self) -> bytes:
+        try:
+            return await self.conn.recv()
+        except FrameConnClosed as exc:
+            raise ConnectionError("client closed the connection") from exc
+
+    async def _handshake(self) -> Any:
+        if self.conn.prologue != INTRO_HEADER:
+            log.info("conn %d: unexpected intro header, closing", self.conn_id)
+            return None
+        handshake = ServerHandshake(
+            self.identity.static_key, self.identity.cert_chain, self.conn.prologue
+        )
+        server_hello = handshake.respond(await self._recv())
+        try:
+            await self.conn.send(server_hello)
+        except FrameConnClosed as exc:
+            raise ConnectionError("client closed the connection") from exc
+        result = handshake.finish(await self._recv())
+        self._receive_cipher = result.receive
+        self._send_cipher = result.send
+        self.client_noise_key = result.client_noise_key
+        payload = proto.ClientPayload()
+        try:
+            payload.ParseFromString(result.client_payload)
+        except Exception as exc:  # protobuf's DecodeError
+            raise NoiseError("ClientPayload does not parse") from exc
+        return payload
+
+    async def _start(self, payload: Any) -> bool:
+        """Registration or login; False when the connection should end right away."""
+        if payload.HasField("devicePairingData"):
+            self.kind = "registration"
+            refusal = self.world.faults.take_refusal("registration")
+            if refusal is not None:
+                await self._refuse(refusal)
+                return False
+            self.registration = Registration(self, payload.devicePairingData)
+            return await self.registration.start()
+        if payload.HasField("username"):
+            self.kind = "login"
+            return await self._login(payload)
+        log.info("conn %d: ClientPayload is neither registration nor login", self.conn_id)
+        return False
+
+    async def _refuse(self, refusal: Refusal) -> None:
+        attrs = {"reason": str(refusal.reason)}
+        for key, value in (("code", refusal.code), ("expire", refusal.expire)):
+            if value is not None:
+                attrs[key] = str(value)
+        if refusal.message:
+            attrs["message"] = refusal.message
+        log.info("conn %d: refusing %s with failure %d", self.conn_id, self.kind, refusal.reason)
+        await self._send_then_close(Node("failure", dict(attrs)), CLOSE_GRACE)
+
+    async def _login(self, payload: Any) -> bool:
+        number, device_id = str(payload.username), int(payload.device)
+        refusal = self.world.faults.take_refusal("login")
+        device = self.world.device(number, device_id)
+        if refusal is None and (device is None or device.noise_key != self.client_noise_key):
+            refusal = Refusal(401)  # unknown or unlinked device: logged out (doc §10)
+        if refusal is not None or device is None:
+            await self._refuse(refusal or Refusal(401))
+            return False
+        # One live session per device, as on WhatsApp: the older one is told it was replaced.
+        for older in self.world.sessions_of(device.jid):
+            older.replace()
+        self.device = device
+        self.device_jid = device.jid
+        await self.send_node(Node("success", {"t": str(int(time.time())), "lid": device.lid}))
+        log.info("conn %d: device :%d logged in", self.conn_id, device_id)
+        return True
+
+    async def _read_loop(self) -> None:
+        receive = self._receive_cipher
+        if receive is None:
+            raise ConnectionError("no transport keys: the handshake did not finish")
+        while True:
+            frame = await self._recv()
+            try:
+                node = unpack_frame(receive.decrypt(frame))
+            except NoiseError:
+                log.warning("conn %d: dropped a frame that failed to decrypt", self.conn_id)
+                continue
+            await self._dispatch(node)
+
+    async def _dispatch(self, node: Node) -> None:
+        if node.tag != "iq":
+            return  # ack, ib, receipt, presence...: nothing to answer (doc §7)
+        iq_type = node.attr("type")
+        if iq_type in ("result", "error"):
+            future = self._pending.get(node.attr("id"))
+            if future is not None and not future.done():
+                future.set_result(node)
+            return
+        log.debug("conn %d: iq %s %s", self.conn_id, iq_type, node.attr("xmlns"))
+        handler = self._iq_handlers().get(node.attr("xmlns"))
+        if handler is not None:
+            await handler(node)
+        else:
+            await self.send_node(iq_error(node, 501, "feature-not-implemented"))
+
+    def _iq_handlers(self) -> dict[str, Callable[[Node], Awaitable[None]]]:
+        handlers: dict[str, Callable[[Node], Awaitable[None]]] = {
+            "w:p": self._on_ping,
+            "encrypt": self._on_encrypt,
+            "passive": self._on_passive,
+        }
+        if self.registration is not None:
+            handlers["md"] = self.registration.on_md_iq
+        return handlers
+
+    async def _on_ping(self, node: Node) -> None:
+        if not self.world.faults.ignore_pings:
+            await self.send_node(iq_result(node))
+
+    async def _on_encrypt(self, node: Node) -> None:
+        """Prekey count and upload (doc §7 steps 1-2); the count is kept per device."""
+        device = self.device
+        if node.child("count") is not None:
+            count = device.prekey_count if device is not None else 0
+            await self.send_node(iq_result(node, [Node("count", {"value": str(count)})]))
+            return
+        key_list = node.child("list")
+        if key_list is not None and device is not None:
+            device.prekey_count += len(key_list.children)
+        await self.send_node(iq_result(node))
+
+    async def _on_passive(self, node: Node) -> None:
+        await self.send_node(iq_result(node))
+        # The client reports Connected after this reply; a planned stream error hits it then.
+        if self.kind == "login" and node.child("active") is not None:
+            fault = self.world.faults.take_stream_fault()
+            if fault is not None:
+                self.spawn(self.stream_error(fault.code, fault.conflict), "stream-fault")
+
+
+class ConnectionHandler:
+    """The frame handler given to the front door: one ``Session`` per connection."""
+
+    def __init__(self, world: World, identity: ServerIdentity) -> None:
+        self.world = world
+        self.identity = identity
+
+    async def __call__(self, conn: FrameConn) -> None:
+        await Session(conn, self.world, self.identity).run()

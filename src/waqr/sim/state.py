@@ -1,0 +1,241 @@
+"""The simulator's world, in memory: phones, linked devices, live connections and the fault plan.
+
+Errors raised to the control API (all ``SimError``)::
+
+    SimError
+    ├── UnknownQRError       no live connection is showing that QR (expired, scanned, made up)
+    ├── UnknownDeviceError   no linked device has that JID
+    └── PairingFailedError   the client refused pair-success or sent a bad device signature
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from waqr.sim.node import DEFAULT_SERVER, JID
+from waqr.sim.pairing import QRPayload
+from waqr.sim.xeddsa import SigningKey
+
+SessionKind = Literal["handshake", "registration", "login"]
+Conflict = Literal["replaced", "device_removed"]
+DEFAULT_REF_COUNT = 6  # what the real server sends (doc §6.1); 60 s + 5 x 20 s of QR codes
+
+
+class SimError(Exception):
+    """A control request the simulated world cannot carry out."""
+
+
+class UnknownQRError(SimError):
+    pass
+
+
+class UnknownDeviceError(SimError):
+    pass
+
+
+class PairingFailedError(SimError):
+    pass
+
+
+class Pairable(Protocol):
+    """A registration connection that is showing QR codes (implemented in ``registration.py``)."""
+
+    async def pair(self, phone: Phone, qr: QRPayload) -> LinkedDevice: ...
+
+
+class CodePairable(Protocol):
+    """A registration connection waiting for its pairing code to be typed on the phone."""
+
+    async def pair_with_code(self, phone: Phone, code: str) -> LinkedDevice: ...
+
+
+class LiveSession(Protocol):
+    """What the world may do with a client connection (implemented in ``server.py``)."""
+
+    conn_id: int
+    kind: SessionKind
+    device_jid: JID | None
+
+    async def stream_error(self, code: int | None, conflict: str | None = None) -> None: ...
+
+    async def drop(self) -> None: ...
+
+    def replace(self) -> None: ...
+
+
+@dataclass
+class Phone:
+    """A simulated primary phone: owns the account key that signs linked devices."""
+
+    number: str  # digits only, e.g. "15550001111"
+    lid_user: str
+    account_key: SigningKey = field(repr=False)
+    next_device: int = 1
+    next_key_index: int = 1
+
+    @property
+    def jid(self) -> JID:
+        return JID(self.number, DEFAULT_SERVER)
+
+
+@dataclass
+class LinkedDevice:
+    """A companion the phone linked (doc §6.5): the login lookup key is (number, device)."""
+
+    number: str
+    device: int
+    lid_user: str
+    identity_key: bytes = field(repr=False)
+    noise_key: bytes = field(repr=False)
+    registration_id: int = 0
+    platform: str = ""
+    linked_at: float = field(default_factory=time.time)
+    prekey_count: int = 0  # one-time prekeys the device has uploaded (doc §7)
+
+    @property
+    def jid(self) -> JID:
+        return JID(self.number, DEFAULT_SERVER, device=self.device)
+
+    @property
+    def lid(self) -> JID:
+        return JID(self.lid_user, "lid", device=self.device)
+
+
+@dataclass
+class Refusal:
+    """A ``<failure reason=...>`` to send instead of ``<success>`` (doc §10)."""
+
+    reason: int
+    code: int | None = None  # temporary-ban code (402)
+    expire: int | None = None  # temporary-ban seconds (402)
+    message: str | None = None
+    on: Literal["login", "registration", "any"] = "login"
+
+
+@dataclass
+class StreamFault:
+    """A ``<stream:error>`` to send right after a login completes (doc §9)."""
+
+    code: int | None = None
+    conflict: Conflict | None = None
+
+
+@dataclass
+class FaultPlan:
+    """Protocol-level misbehaviour for the next connections; each queued fault is used once."""
+
+    refusals: list[Refusal] = field(default_factory=list)
+    stream_faults: list[StreamFault] = field(default_factory=list)
+    ref_count: int = DEFAULT_REF_COUNT
+    ignore_pings: bool = False
+
+    def take_refusal(self, kind: SessionKind) -> Refusal | None:
+        for index, refusal in enumerate(self.refusals):
+            if refusal.on in (kind, "any"):
+                return self.refusals.pop(index)
+        return None
+
+    def take_stream_fault(self) -> StreamFault | None:
+        return self.stream_faults.pop(0) if self.stream_faults else None
+
+
+def _random_digits(count: int) -> str:
+    return str(secrets.randbelow(9) + 1) + "".join(
+        str(secrets.randbelow(10)) for _ in range(count - 1)
+    )
+
+
+class World:
+    """Everything the simulator knows; shared by all connections and the control API."""
+
+    def __init__(self, *, default_phone: str = "15550001111") -> None:
+        self.default_phone = default_phone
+        self.phones: dict[str, Phone] = {}
+        self.devices: dict[tuple[str, int], LinkedDevice] = {}
+        self.sessions: dict[int, LiveSession] = {}
+        self.faults = FaultPlan()
+        self._offered_refs: dict[str, Pairable] = {}
+        self._code_waiters: dict[str, CodePairable] = {}  # by the phone number the bot typed
+        self._next_conn_id = 1
+
+    # -- phones and devices
+
+    def phone(self, number: str | None = None) -> Phone:
+        """The phone with this number (digits only are kept), created on first use."""
+        digits = "".join(c for c in (number or self.default_phone) if c.isdigit())
+        if not digits:
+            raise SimError("a phone number needs digits")
+        if digits not in self.phones:
+            self.phones[digits] = Phone(digits, _random_digits(15), SigningKey.generate())
+        return self.phones[digits]
+
+    def link(self, device: LinkedDevice) -> None:
+        self.devices[(device.number, device.device)] = device
+
+    def device(self, number: str, device: int) -> LinkedDevice | None:
+        return self.devices.get((number, device))
+
+    def unlink(self, jid: JID) -> LinkedDevice:
+        removed = self.devices.pop((jid.user, jid.device), None)
+        if removed is None:
+            raise UnknownDeviceError("no linked device has that JID")
+        return removed
+
+    # -- live connections
+
+    def new_conn_id(self) -> int:
+        self._next_conn_id += 1
+        return self._next_conn_id - 1
+
+    def attach(self, session: LiveSession) -> None:
+        self.sessions[session.conn_id] = session
+
+    def detach(self, session: LiveSession) -> None:
+        self.sessions.pop(session.conn_id, None)
+
+    def sessions_of(self, jid: JID) -> Iterator[LiveSession]:
+        """Live logged-in connections of one device."""
+        for session in list(self.sessions.values()):
+            if session.device_jid is not None and session.device_jid == jid:
+                yield session
+
+    def logged_in(self) -> list[LiveSession]:
+        return [s for s in self.sessions.values() if s.kind == "login"]
+
+    # -- QR refs on offer
+
+    def offer_refs(self, refs: list[str], target: Pairable) -> None:
+        for ref in refs:
+            self._offered_refs[ref] = target
+
+    def withdraw_refs(self, target: Pairable) -> None:
+        for ref in [r for r, t in self._offered_refs.items() if t is target]:
+            del self._offered_refs[ref]
+
+    async def scan(self, qr: QRPayload, phone_number: str | None = None) -> LinkedDevice:
+        """The phone scans a QR: link the device that is showing it."""
+        target = self._offered_refs.get(qr.ref)
+        if target is None:
+            raise UnknownQRError("no connected client is showing that QR code")
+        return await target.pair(self.phone(phone_number), qr)
+
+    # -- pairing codes (doc §6, whatsmeow pair-code.go)
+
+    def await_link_code(self, phone_number: str, target: CodePairable) -> None:
+        self._code_waiters[phone_number] = target
+
+    def withdraw_link_code(self, target: CodePairable) -> None:
+        for number in [n for n, t in self._code_waiters.items() if t is target]:
+            del self._code_waiters[number]
+
+    async def enter_link_code(self, code: str, phone_number: str | None = None) -> LinkedDevice:
+        """The phone's user types the code the bot shows: link the bot that asked for it."""
+        phone = self.phone(phone_number)
+        target = self._code_waiters.get(phone.number)
+        if target is None:
+            raise UnknownQRError("no connected client asked for a pairing code for that phone")
+        return await target.pair_with_code(phone, code)

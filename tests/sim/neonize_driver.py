@@ -1,0 +1,109 @@
+"""Child process for the end-to-end tests: the real neonize client, reporting events as JSON lines.
+
+Run as ``python neonize_driver.py STORE PROXY_URL [pair-code PHONE]`` with ``SSL_CERT_FILE`` and a
+``PYTHONPATH`` holding a neonize patched to trust the simulator. It never runs in the pytest
+process: neonize's Go side can abort the process that hosts it.
+Each stdout line is one JSON object: {"event": name, ...}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+EVENT_FD = 1  # replaced in main(): the Go side prints to fd 1 too, so events get their own fd
+
+
+def emit(event: str, **fields: Any) -> None:
+    os.write(EVENT_FD, (json.dumps({"event": event, **fields}) + "\n").encode())
+
+
+async def run(store: str, proxy: str, pair_phone: str | None) -> None:
+    from neonize._binder import ProxySettings
+    from neonize.aioze import events as ev
+    from neonize.aioze.client import NewAClient
+
+    client = NewAClient(store)
+
+    @client.event.qr
+    async def on_qr(_: Any, data: bytes) -> None:
+        emit("qr", code=data.decode())
+
+    simple = {
+        ev.ConnectedEv: "connected",
+        ev.DisconnectedEv: "disconnected",
+        ev.StreamReplacedEv: "stream_replaced",
+        ev.ClientOutdatedEv: "client_outdated",
+        ev.KeepAliveRestoredEv: "keepalive_restored",
+    }
+    for event_type, name in simple.items():
+        client.event(event_type)(lambda _c, _m, name=name: _emit_async(name))
+
+    @client.event(ev.PairStatusEv)
+    async def on_pair(_: Any, message: Any) -> None:
+        emit(
+            "pair_status",
+            jid=f"{message.ID.User}:{message.ID.Device}@{message.ID.Server}",
+            error=message.Error,
+        )
+
+    @client.event(ev.LoggedOutEv)
+    async def on_logged_out(_: Any, message: Any) -> None:
+        emit("logged_out", reason=int(message.Reason), on_connect=bool(message.OnConnect))
+
+    @client.event(ev.ConnectFailureEv)
+    async def on_failure(_: Any, message: Any) -> None:
+        emit("connect_failure", reason=int(message.Reason), message=message.Message)
+
+    @client.event(ev.TemporaryBanEv)
+    async def on_ban(_: Any, message: Any) -> None:
+        emit("temporary_ban", code=int(message.Code), expire=int(message.Expire))
+
+    @client.event(ev.StreamErrorEv)
+    async def on_stream_error(_: Any, message: Any) -> None:
+        emit("stream_error", code=message.Code)
+
+    @client.event(ev.KeepAliveTimeoutEv)
+    async def on_keepalive(_: Any, message: Any) -> None:
+        emit("keepalive_timeout", errors=int(message.ErrorCount))
+
+    task = await client.connect(ProxySettings(proxy_address=proxy))
+    if pair_phone:
+        for _ in range(100):  # wait for the registration connection before asking for a code
+            await asyncio.sleep(0.1)
+            try:
+                code = await client.PairPhone(pair_phone, True)
+            except Exception as exc:  # neonize raises its own error types
+                last = str(exc)
+                continue
+            emit("pair_code", code=code)
+            break
+        else:
+            emit("pair_code_error", error=last)
+    await task
+
+
+async def _emit_async(name: str) -> None:
+    emit(name)
+
+
+def main() -> None:
+    global EVENT_FD
+    EVENT_FD = os.dup(1)
+    os.dup2(2, 1)  # whatever neonize or Go print goes to the log, not into the event stream
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    logging.getLogger("neonize.utils.ffmpeg").setLevel(logging.ERROR)
+    store, proxy = sys.argv[1], sys.argv[2]
+    pair_phone = sys.argv[4] if len(sys.argv) > 4 and sys.argv[3] == "pair-code" else None
+    try:
+        asyncio.run(run(store, proxy, pair_phone))
+    finally:
+        os._exit(0)  # neonize's Go worker thread is not a daemon; do not join it
+
+
+if __name__ == "__main__":
+    main()

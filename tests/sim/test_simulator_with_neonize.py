@@ -1,0 +1,186 @@
+"""End to end: the real neonize 0.5.2 client (in a child process) links through the simulator.
+
+QR -> phone scan -> PairStatus -> Connected; a restart logs in without a QR; a remote logout
+reaches the client as LoggedOut. The client runs with only its Noise root key patched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from waqr.sim.app import Simulator, patched_neonize
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+DRIVER = Path(__file__).with_name("neonize_driver.py")
+STEP_TIMEOUT = 60.0  # one protocol step; the client's own timeouts are 20 s (handshake) and 75 s
+
+
+class Bot:
+    """One run of the neonize driver, with its event lines."""
+
+    def __init__(self, process: asyncio.subprocess.Process, log_path: Path) -> None:
+        self.process = process
+        self.log_path = log_path
+        self.events: list[dict[str, Any]] = []
+
+    async def next_event(self, *names: str) -> dict[str, Any]:
+        """The next event with one of these names (others are kept in ``events``)."""
+        assert self.process.stdout is not None
+        async with asyncio.timeout(STEP_TIMEOUT):
+            while True:
+                line = await self.process.stdout.readline()
+                if not line:
+                    raise AssertionError(
+                        f"driver exited; log:\n{self.log_path.read_text()[-3000:]}"
+                    )
+                event = json.loads(line)
+                self.events.append(event)
+                if event["event"] in names:
+                    return event
+
+    async def stop(self) -> None:
+        if self.process.returncode is None:
+            self.process.terminate()
+            try:
+                async with asyncio.timeout(10):
+                    await self.process.wait()
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+
+    def log_lines(self, level: str) -> list[str]:
+        return [line for line in self.log_path.read_text().splitlines() if level in line]
+
+
+@pytest.fixture
+async def simulator(tmp_path: Path) -> AsyncIterator[Simulator]:
+    async with Simulator(tmp_path / "sim") as sim:
+        yield sim
+
+
+@pytest.fixture
+async def neonize_path(simulator: Simulator) -> Path:
+    return await asyncio.to_thread(patched_neonize, simulator)
+
+
+async def start_bot(
+    simulator: Simulator, neonize_path: Path, store: Path, log_name: str, *extra: str
+) -> Bot:
+    env = dict(os.environ)
+    env["SSL_CERT_FILE"] = str(simulator.ca_cert_path)
+    env["PYTHONPATH"] = os.pathsep.join([str(neonize_path), env.get("PYTHONPATH", "")])
+    log_path = store.parent / log_name
+    with log_path.open("wb") as stderr:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(DRIVER),
+            str(store),
+            simulator.proxy_url,
+            *extra,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=stderr,
+            env=env,
+        )
+    return Bot(process, log_path)
+
+
+async def pair_by_qr(simulator: Simulator, bot: Bot) -> str:
+    """Scan the bot's first QR with the simulated phone; the linked JID once it is Connected."""
+    qr = await bot.next_event("qr")
+    async with httpx.AsyncClient(base_url=simulator.control_url) as api:
+        scan = await api.post("/phone/scan", json={"qr": qr["code"]}, timeout=STEP_TIMEOUT)
+    assert scan.status_code == 200, scan.text
+    await bot.next_event("connected")
+    return str(scan.json()["jid"])
+
+
+async def test_real_client_pairs_connects_restarts_and_is_logged_out(
+    simulator: Simulator, neonize_path: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "bot" / "session.db"
+    store.parent.mkdir()
+    bot = await start_bot(simulator, neonize_path, store, "run1.log")
+    try:
+        qr = await bot.next_event("qr")
+        assert qr["code"].startswith("https://wa.me/settings/linked_devices#2@")
+        async with httpx.AsyncClient(base_url=simulator.control_url) as api:
+            scan = await api.post("/phone/scan", json={"qr": qr["code"]}, timeout=STEP_TIMEOUT)
+            assert scan.status_code == 200, scan.text
+            jid = scan.json()["jid"]
+            paired = await bot.next_event("pair_status")
+            assert paired["error"] == "" and paired["jid"] == jid
+            await bot.next_event("connected")
+        assert bot.log_lines("ERROR") == []
+    finally:
+        await bot.stop()
+
+    bot = await start_bot(simulator, neonize_path, store, "run2.log")
+    try:
+        first = await bot.next_event("connected", "qr")
+        assert first["event"] == "connected"
+        async with httpx.AsyncClient(base_url=simulator.control_url) as api:
+            logout = await api.post("/phone/logout", json={"jid": jid}, timeout=STEP_TIMEOUT)
+            assert logout.status_code == 200, logout.text
+        logged_out = await bot.next_event("logged_out")
+        assert logged_out["on_connect"] is False
+    finally:
+        await bot.stop()
+
+
+async def test_real_client_links_with_a_pairing_code(
+    simulator: Simulator, neonize_path: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "bot" / "session.db"
+    store.parent.mkdir()
+    bot = await start_bot(simulator, neonize_path, store, "code.log", "pair-code", "+15550002222")
+    try:
+        code = (await bot.next_event("pair_code", "pair_code_error"))["code"]
+        assert len(code) == 9 and code[4] == "-"
+        async with httpx.AsyncClient(base_url=simulator.control_url) as api:
+            body = {"code": code, "phone": "+1 555 000 2222"}
+            linked = await api.post("/phone/pair-code", json=body, timeout=STEP_TIMEOUT)
+        assert linked.status_code == 200, linked.text
+        assert linked.json()["jid"] == "15550002222:1@s.whatsapp.net"
+        paired = await bot.next_event("pair_status")
+        assert paired["error"] == "" and paired["jid"] == linked.json()["jid"]
+        await bot.next_event("connected")
+    finally:
+        await bot.stop()
+
+
+async def test_protocol_faults_reach_the_real_client_as_events(
+    simulator: Simulator, neonize_path: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "bot" / "session.db"
+    store.parent.mkdir()
+    bot = await start_bot(simulator, neonize_path, store, "faults1.log")
+    try:
+        await pair_by_qr(simulator, bot)
+        async with httpx.AsyncClient(base_url=simulator.control_url) as api:
+            ban = {"failure": {"reason": 402, "code": 101, "expire": 3600}}
+            await api.post("/faults", json=ban)
+            dropped = await api.post("/faults", json={"drop_linked_sessions": True})
+            assert dropped.json()["affected_sessions"] == 1
+        await bot.next_event("disconnected")
+        banned = await bot.next_event("temporary_ban")
+        assert banned["expire"] == 3600
+    finally:
+        await bot.stop()
+    bot = await start_bot(simulator, neonize_path, store, "faults2.log")
+    try:
+        async with httpx.AsyncClient(base_url=simulator.control_url) as api:
+            await api.post("/faults", json={"stream_error": {"conflict": "replaced"}})
+        await bot.next_event("connected")
+        await bot.next_event("stream_replaced")
+    finally:
+        await bot.stop()
