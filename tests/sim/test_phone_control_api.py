@@ -126,3 +126,9 @@ async def test_stream_error_now_reaches_live_sessions(
 async def test_pair_code_without_a_waiting_client_is_not_found(api: httpx.AsyncClient) -> None:
     response = await api.post("/phone/pair-code", json={"code": "ABCD-EFGH"})
     assert response.status_code == 404
+
+
+async def test_front_door_faults_need_a_front_door(api: httpx.AsyncClient) -> None:
+    response = await api.post("/faults", json={"front_door": "refuse_tcp"})
+    assert response.status_code == 409
+    assert (await api.get("/faults")).json()["front_door"] is None

@@ -31,22 +31,31 @@ class Bot:
     def __init__(self, process: asyncio.subprocess.Process, log_path: Path) -> None:
         self.process = process
         self.log_path = log_path
-        self.events: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []  # everything the driver reported
+        self.backlog: list[dict[str, Any]] = []  # read but not yet taken by next_event
 
     async def next_event(self, *names: str) -> dict[str, Any]:
-        """The next event with one of these names (others are kept in ``events``)."""
+        """The earliest not yet taken event with one of these names.
+
+        The Go side dispatches events from several goroutines, so their order is not
+        guaranteed (e.g. Disconnected vs TemporaryBan); events read past are kept for later.
+        """
+        for event in self.backlog:
+            if event["event"] in names:
+                self.backlog.remove(event)
+                return event
         assert self.process.stdout is not None
         async with asyncio.timeout(STEP_TIMEOUT):
             while True:
                 line = await self.process.stdout.readline()
                 if not line:
-                    raise AssertionError(
-                        f"driver exited; log:\n{self.log_path.read_text()[-3000:]}"
-                    )
+                    log = self.log_path.read_text()[-3000:]
+                    raise AssertionError(f"driver exited; log:\n{log}")
                 event = json.loads(line)
                 self.events.append(event)
                 if event["event"] in names:
                     return event
+                self.backlog.append(event)
 
     async def stop(self) -> None:
         if self.process.returncode is None:

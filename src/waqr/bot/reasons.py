@@ -95,6 +95,11 @@ _TABLE: dict[str, tuple[str, str]] = {
         "WhatsApp closed the stream with an error.",
         "Nothing to do: waqr reconnects by itself.",
     ),
+    "server_unavailable": (
+        "WhatsApp's servers refused the login as temporarily unavailable (5xx).",
+        "Nothing to do: the engine and waqr retry with backoff. If it lasts, check "
+        "WhatsApp's service status.",
+    ),
     "keepalive_timeout": (
         "WhatsApp stopped answering keepalive pings.",
         "Usually a flaky network; waqr reconnects by itself if it does not recover.",

@@ -466,6 +466,9 @@ class Session:
                     finish(_Outcome.FAILED, why, State.FAILED)
                 case p.StreamReplaced():
                     finish(_Outcome.FAILED, reasons.reason("stream_replaced"), State.FAILED)
+                case p.ServerUnavailable(code=status):
+                    stream_error = reasons.reason("server_unavailable", detail=f"status {status}")
+                    self._set_state(State.DISCONNECTED, stream_error)
                 case p.StreamError(code=code):
                     stream_error = reasons.reason("stream_error", detail=f"code {code}")
                 case p.KeepAliveTimeout():

@@ -23,6 +23,7 @@ import importlib.util
 import json
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -90,27 +91,39 @@ def _die_with_parent() -> None:
         pass  # not Linux: stdin EOF still ends the child
 
 
-class PairDeviceWatch(logging.Filter):
-    """Learns how many QR refs WhatsApp sent, from whatsmeow's own debug line.
+class WhatsmeowWatch(logging.Filter):
+    """Reads facts out of whatsmeow's own log lines that neonize 0.5.2 never delivers as
+    events, then lets through only the lines at or above the operator's level.
 
-    whatsmeow shows the first code for 60 s only when the batch has exactly six refs, else
-    20 s (qrchan.go), but neonize 0.5.2 hands Python one code at a time and never the batch
-    (its QR event does not fire). The refs are visible only in whatsmeow's DEBUG log of the
-    received ``<pair-device>`` node, so a linking child runs the Go side at DEBUG and this
-    filter counts the refs, then drops every line below the operator's level. A linked
-    child (credentials present) never needs this and runs at the configured level.
+    - The QR batch size: whatsmeow shows the first code for 60 s only when the batch has
+      exactly six refs, else 20 s (qrchan.go), but neonize hands Python one code at a time
+      and its QR event does not fire. The refs are visible only in the DEBUG line of the
+      received ``<pair-device>`` node, so a linking child runs the Go side at DEBUG.
+    - A 405 refusal before linking: whatsmeow logs "Client outdated (405) connect failure"
+      but neonize emits no ClientOutdated event in that phase.
+    - A 5xx refusal: "Got 503/... connect failure, assuming automatic reconnect will handle
+      it" is the only sign of why the engine keeps reconnecting.
     """
 
-    def __init__(self, level: int, found: Callable[[int], None]) -> None:
+    _OUTDATED = re.compile(r"Client outdated \(405\) connect failure")
+    _TRANSIENT = re.compile(r"Got (\d{3})/\S* connect failure, assuming automatic reconnect")
+
+    def __init__(self, level: int, child: EngineChild, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
         self.level = level
-        self.found = found
+        self.child = child
+        self.loop = loop
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.INFO and record.name == "whatsmeow.Client.Recv":
+        if record.name.startswith("whatsmeow"):
             text = record.getMessage()
-            if "<pair-device>" in text:
-                self.found(text.count("<ref>"))
+            if record.name == "whatsmeow.Client.Recv" and "<pair-device>" in text:
+                self.loop.call_soon_threadsafe(self.child.learn_batch, text.count("<ref>"))
+            elif self._OUTDATED.search(text):
+                self.loop.call_soon_threadsafe(self.child.emit_once, p.ClientOutdated())
+            elif match := self._TRANSIENT.search(text):
+                status = int(match.group(1))
+                self.loop.call_soon_threadsafe(self.child.emit, p.ServerUnavailable(status))
         return record.levelno >= self.level
 
 
@@ -123,6 +136,7 @@ class EngineChild:
         self.qr_index = 0
         self.qr_batch: int | None = None
         self.batch_known = asyncio.Event()
+        self.emitted: set[p.EngineEvent] = set()
         self.client: Any = None
 
     def emit(self, event: p.EngineEvent) -> None:
@@ -149,19 +163,13 @@ class EngineChild:
 
         # The Go side forwards its log lines at neonize's logger level, read at connect.
         level = logging.getLevelName(self.config.get("log_level", "WARNING"))
-        if store_has_device(Path(self.config["store_path"])):
-            neonize_log.setLevel(level)
-        else:
-            loop = asyncio.get_running_loop()
-
-            def found(count: int) -> None:
-                loop.call_soon_threadsafe(self._learn_batch, count)
-
-            neonize_log.setLevel(logging.DEBUG)
-            logging.getLogger("whatsmeow").setLevel(logging.DEBUG)
-            watch = PairDeviceWatch(level, found)
-            for log_handler in logging.getLogger().handlers:
-                log_handler.addFilter(watch)
+        # A linking child needs whatsmeow's DEBUG line about pair-device (WhatsmeowWatch).
+        go_level = level if store_has_device(Path(self.config["store_path"])) else logging.DEBUG
+        neonize_log.setLevel(go_level)
+        logging.getLogger("whatsmeow").setLevel(go_level)
+        watch = WhatsmeowWatch(level, self, asyncio.get_running_loop())
+        for log_handler in logging.getLogger().handlers:
+            log_handler.addFilter(watch)
         self.client = client = NewAClient(self.config["store_path"])
         client.event.qr(self._guard("qr", self.on_qr))
         handlers: dict[Any, Callable[[Any, Any], Awaitable[None]]] = {
@@ -169,7 +177,7 @@ class EngineChild:
             ev.ConnectedEv: self.on_connected,
             ev.LoggedOutEv: self.on_logged_out,
             ev.TemporaryBanEv: self.on_temporary_ban,
-            ev.ClientOutdatedEv: self.on_simple(p.ClientOutdated()),
+            ev.ClientOutdatedEv: self.on_outdated,
             ev.ConnectFailureEv: self.on_connect_failure,
             ev.StreamErrorEv: self.on_stream_error,
             ev.StreamReplacedEv: self.on_simple(p.StreamReplaced()),
@@ -198,7 +206,12 @@ class EngineChild:
         self.emit(p.DialFailed(error=str(error) if error else "engine connect loop ended"))
 
     # --- event handlers -------------------------------------------------------------------
-    def _learn_batch(self, count: int) -> None:
+    def emit_once(self, event: p.EngineEvent) -> None:
+        if event not in self.emitted:
+            self.emitted.add(event)
+            self.emit(event)
+
+    def learn_batch(self, count: int) -> None:
         self.qr_batch = count
         self.batch_known.set()
 
@@ -238,6 +251,9 @@ class EngineChild:
         if expire > 10**9:  # a Go time.Duration in nanoseconds
             expire /= 1e9
         self.emit(p.TemporaryBan(ban_code=int(message.Code), expires_in=expire))
+
+    async def on_outdated(self, _client: Any, _message: Any) -> None:
+        self.emit_once(p.ClientOutdated())
 
     async def on_connect_failure(self, _client: Any, message: Any) -> None:
         code = _REASON_CODES.get(int(message.Reason), 400)

@@ -58,6 +58,13 @@ class ConnectFailure:
 
 
 @dataclass(frozen=True, slots=True)
+class ServerUnavailable:
+    """WhatsApp refused a login with a 5xx; the engine retries by itself."""
+
+    code: int
+
+
+@dataclass(frozen=True, slots=True)
 class StreamError:
     code: str
 
@@ -108,6 +115,7 @@ EngineEvent = (
     | TemporaryBan
     | ClientOutdated
     | ConnectFailure
+    | ServerUnavailable
     | StreamError
     | StreamReplaced
     | Disconnected

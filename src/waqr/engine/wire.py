@@ -25,6 +25,7 @@ _EVENT_NAMES: dict[type[Any], str] = {
     p.TemporaryBan: "temporary_ban",
     p.ClientOutdated: "client_outdated",
     p.ConnectFailure: "connect_failure",
+    p.ServerUnavailable: "server_unavailable",
     p.StreamError: "stream_error",
     p.StreamReplaced: "stream_replaced",
     p.Disconnected: "disconnected",

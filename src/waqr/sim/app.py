@@ -84,7 +84,10 @@ class Simulator:
         listener.bind((self.host, self._control_port))
         self._control_port = listener.getsockname()[1]
         config = uvicorn.Config(
-            create_control_app(self.world), log_level="warning", lifespan="off", access_log=False
+            create_control_app(self.world, front_door=self.front_door),
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
         )
         self._control = uvicorn.Server(config)
         self._control_task = asyncio.create_task(

@@ -21,6 +21,7 @@ from typing import Annotated, Literal
 from fastapi import Depends, FastAPI, HTTPException, Request
 from pydantic import BaseModel, Field
 
+from waqr.sim.frontdoor import FrontDoor, FrontDoorFault
 from waqr.sim.node import JID
 from waqr.sim.pairing import QRFormatError, parse_qr
 from waqr.sim.state import (
@@ -87,6 +88,9 @@ class FaultsRequest(BaseModel):
     refs: int | None = Field(default=None, ge=1, le=64)  # refs per pair-device from now on
     ignore_pings: bool | None = None  # stop answering keepalive pings (KeepAliveTimeout)
     clear: bool = False  # forget queued failures/stream errors, back to defaults
+    # The network in front of the protocol (``frontdoor.FrontDoorFault``): refuse_tcp,
+    # close_after_connect, untrusted_tls, ws_forbidden, silent_after_client_hello, ...
+    front_door: FrontDoorFault | None = None
 
 
 class FaultsView(BaseModel):
@@ -94,6 +98,7 @@ class FaultsView(BaseModel):
     stream_errors: list[StreamErrorSpec]
     refs: int
     ignore_pings: bool
+    front_door: FrontDoorFault | None = None  # None when the API runs without a front door
     affected_sessions: int = 0
 
 
@@ -108,7 +113,7 @@ def _device_view(world: World, device: LinkedDevice) -> DeviceView:
     )
 
 
-def _faults_view(world: World, affected: int = 0) -> FaultsView:
+def _faults_view(world: World, front_door: FrontDoor | None, affected: int = 0) -> FaultsView:
     plan = world.faults
     return FaultsView(
         failures=[
@@ -120,6 +125,7 @@ def _faults_view(world: World, affected: int = 0) -> FaultsView:
         ],
         refs=plan.ref_count,
         ignore_pings=plan.ignore_pings,
+        front_door=front_door.fault if front_door is not None else None,
         affected_sessions=affected,
     )
 
@@ -176,8 +182,8 @@ def _as_http_errors() -> Iterator[None]:
         raise HTTPException(400, str(exc)) from exc
 
 
-def create_control_app(world: World) -> FastAPI:
-    """The FastAPI app for one simulated world."""
+def create_control_app(world: World, *, front_door: FrontDoor | None = None) -> FastAPI:
+    """The FastAPI app for one simulated world (and, if given, its front door's faults)."""
     app = FastAPI(title="waqr WhatsApp simulator control", docs_url=None, redoc_url=None)
     app.state.world = world
 
@@ -217,10 +223,14 @@ def create_control_app(world: World) -> FastAPI:
 
     @app.get("/faults")
     async def faults(world: WorldDep) -> FaultsView:
-        return _faults_view(world)
+        return _faults_view(world, front_door)
 
     @app.post("/faults")
     async def set_faults(body: FaultsRequest, world: WorldDep) -> FaultsView:
-        return _faults_view(world, await _apply_faults(world, body))
+        if body.front_door is not None and front_door is None:
+            raise HTTPException(409, "this control API has no front door to misbehave")
+        if front_door is not None and (body.front_door is not None or body.clear):
+            await front_door.set_fault(body.front_door or FrontDoorFault.NONE)
+        return _faults_view(world, front_door, await _apply_faults(world, body))
 
     return app

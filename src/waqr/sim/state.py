@@ -204,7 +204,8 @@ class World:
                 yield session
 
     def logged_in(self) -> list[LiveSession]:
-        return [s for s in self.sessions.values() if s.kind == "login"]
+        """Connections that completed a login (a refused login is not one)."""
+        return [s for s in self.sessions.values() if s.kind == "login" and s.device_jid]
 
     # -- QR refs on offer
 
