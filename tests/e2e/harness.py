@@ -120,7 +120,9 @@ def simulator(state_dir: Path) -> Iterator[SimThread]:
 
 
 def bot_on(sim: SimThread, data_dir: Path, **env: str) -> ServiceProcess:
-    return ServiceProcess(data_dir, env={**sim.bot_env(), **env})
+    # A short backoff cap: a healed fault is noticed in seconds, not in a minute.
+    defaults = {"WAQR_RECONNECT_BACKOFF_MAX": "4"}
+    return ServiceProcess(data_dir, env={**defaults, **sim.bot_env(), **env})
 
 
 def status_of(bot: ServiceProcess) -> dict[str, Any]:

@@ -98,9 +98,11 @@ def test_reset_and_logout_wipe_and_relink(sim: SimThread, tmp_path: Path) -> Non
         status = wait_status(bot, "qr_ready", 30)
         assert status["hasCredentials"] is False
         link(sim, bot)
+        assert len(sim.devices()) == 1
         reply = bot.post("/logout")
         assert reply.status_code == 200
         assert reply.json()["unlinkedAtWhatsApp"] is True
+        assert sim.devices() == []  # gone from the phone's Linked devices too
         status = wait_status(bot, "qr_ready", 30)
         assert status["lastDisconnectReason"]["code"] == "logout_requested"
         assert status["hasCredentials"] is False

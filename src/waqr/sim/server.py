@@ -10,6 +10,7 @@ API reaches live sessions through ``World`` to pair, log out, or drop them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -22,7 +23,7 @@ from waqr.sim.frontdoor import FrameConn, FrameConnClosed
 from waqr.sim.node import JID, iq_error, iq_result
 from waqr.sim.noise import INTRO_HEADER, NoiseError, ServerHandshake, TransportCipher
 from waqr.sim.registration import Registration
-from waqr.sim.state import LinkedDevice, Refusal, SessionKind, World
+from waqr.sim.state import LinkedDevice, Refusal, SessionKind, UnknownDeviceError, World
 
 log = logging.getLogger("waqr.sim.server")
 
@@ -254,7 +255,23 @@ class Session:
         }
         if self.registration is not None:
             handlers["md"] = self.registration.on_md_iq
+        elif self.device is not None:
+            handlers["md"] = self._on_linked_md
         return handlers
+
+    async def _on_linked_md(self, node: Node) -> None:
+        """A linked device logging itself out: whatsmeow's Logout() sends
+        ``<iq xmlns=md type=set><remove-companion-device jid=own reason=user_initiated/>``
+        (client.go), then closes the socket and deletes its store."""
+        removal = node.child("remove-companion-device")
+        device = self.device
+        if removal is None or device is None:
+            await self.send_node(iq_error(node, 501, "feature-not-implemented"))
+            return
+        with contextlib.suppress(UnknownDeviceError):
+            self.world.unlink(device.jid)
+        log.info("conn %d: device :%d unlinked itself", self.conn_id, device.jid.device)
+        await self.send_node(iq_result(node))
 
     async def _on_ping(self, node: Node) -> None:
         if not self.world.faults.ignore_pings:

@@ -205,7 +205,7 @@ class World:
 
     def logged_in(self) -> list[LiveSession]:
         """Connections that completed a login (a refused login is not one)."""
-        return [s for s in self.sessions.values() if s.kind == "login" and s.device_jid]
+        return [s for s in self.sessions.values() if s.kind == "login" and s.device_jid is not None]
 
     # -- QR refs on offer
 
