@@ -97,6 +97,7 @@ def test_reset_and_logout_wipe_and_relink(sim: SimThread, tmp_path: Path) -> Non
         assert bot.post("/reconnect", params={"reset": "true"}).status_code == 202
         status = wait_status(bot, "qr_ready", 30)
         assert status["hasCredentials"] is False
+        assert sim.devices() == []  # the relink unlinked the old device at WhatsApp
         link(sim, bot)
         assert len(sim.devices()) == 1
         reply = bot.post("/logout")

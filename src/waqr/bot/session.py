@@ -142,6 +142,7 @@ class Session:
         self._driver: asyncio.Task[None] | None = None
         self._grace: asyncio.Task[None] | None = None
         self._op_lock = asyncio.Lock()
+        self._unlinking = False  # a relink/logout is unlinking the device at WhatsApp
 
     # --- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -225,9 +226,14 @@ class Session:
         """Restart the engine (keeping credentials unless ``reset``). Returns False when the
         request was folded into one already pending."""
         if reset:
-            return self._request_restart(
-                wipe=True, reason=reasons.reason("reset_requested"), state=State.STARTING
-            )
+            # A relink first unlinks the old device at WhatsApp (best effort), so dead
+            # entries do not pile up in the phone's Linked devices (WhatsApp allows four).
+            if self._unlinking:
+                return False
+            self._unlinking = True
+            why = reasons.reason("reset_requested")
+            spawn(self._unlink_and_restart(why, State.STARTING), name=f"session-{self.name}-reset")
+            return True
         # A plain reconnect is an action, not a cause: lastDisconnectReason keeps saying why
         # the session was down (a keepalive nudge must not hide it).
         return self._request_restart(wipe=False, reason=None, state=State.CONNECTING)
@@ -235,24 +241,28 @@ class Session:
     async def logout(self) -> bool:
         """Unlink at WhatsApp when connected, wipe credentials, offer a fresh link. Returns
         whether WhatsApp confirmed the unlink."""
+        self._unlinking = True
+        return await self._unlink_and_restart(reasons.reason("logout_requested"), State.LOGGED_OUT)
+
+    async def _unlink_and_restart(self, why: Reason, state: State) -> bool:
         async with self._op_lock:
             engine = self._engine
             unlinked = False
-            if self.state is State.CONNECTED and engine is not None:
-                try:
+            try:
+                if self.state is State.CONNECTED and engine is not None:
                     await engine.logout()
                     unlinked = True
-                except EngineCommandFailed as exc:
-                    log_event(
-                        log,
-                        "logout at WhatsApp failed; wiping locally",
-                        level=logging.WARNING,
-                        session=self.name,
-                        error=str(exc),
-                    )
-            self._request_restart(
-                wipe=True, reason=reasons.reason("logout_requested"), state=State.LOGGED_OUT
-            )
+            except EngineCommandFailed as exc:
+                log_event(
+                    log,
+                    "unlink at WhatsApp failed; wiping locally",
+                    level=logging.WARNING,
+                    session=self.name,
+                    error=str(exc),
+                )
+            finally:
+                self._unlinking = False
+            self._request_restart(wipe=True, reason=why, state=state)
             return unlinked
 
     async def pair_code(self, phone_digits: str) -> PairingCode:
