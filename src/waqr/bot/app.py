@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, field_validator
 from sse_starlette.sse import EventSourceResponse
@@ -20,11 +20,10 @@ from sse_starlette.sse import EventSourceResponse
 from waqr import __version__
 from waqr.bot.registry import SessionRegistry
 from waqr.bot.session import Session
-from waqr.bot.states import State
 from waqr.errors import InvalidPhoneNumber
-from waqr.http_errors import error_body, install_error_handlers
+from waqr.http_errors import install_error_handlers
 from waqr.phone import parse_e164
-from waqr.qr_render import render_png, render_svg
+from waqr.qr_render import qr_image_response
 
 
 class PairCodeRequest(BaseModel):
@@ -97,33 +96,17 @@ def create_app(registry: SessionRegistry, *, manage_lifecycle: bool = True) -> F
             session.note_qr_demand()
         return session.qr_payload()
 
-    def live_qr_code(session: Session) -> str:
-        session.note_qr_demand()
-        live = session.current_qr()
-        if live is not None:
-            return live.code
-        if session.state is State.CONNECTED:
-            raise HTTPException(
-                409, error_body("already_connected", "the session is linked; there is no QR")
-            )
-        raise HTTPException(
-            404,
-            error_body(
-                "no_qr",
-                f"no QR code is available while the session is {session.state.value}",
-                status=session.qr_payload()["status"],
-            ),
-        )
-
     @app.get("/qr.png", response_class=Response)
     async def qr_png(session: SessionDep) -> Response:
-        png = render_png(live_qr_code(session))
-        return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
+        """The current QR as a PNG; JSON 404 when there is none, 409 when linked."""
+        session.note_qr_demand()
+        return qr_image_response(session.qr_payload(), "png")
 
     @app.get("/qr.svg", response_class=Response)
     async def qr_svg(session: SessionDep) -> Response:
-        svg = render_svg(live_qr_code(session))
-        return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
+        """The current QR as an SVG; JSON 404 when there is none, 409 when linked."""
+        session.note_qr_demand()
+        return qr_image_response(session.qr_payload(), "svg")
 
     @app.post("/reconnect", status_code=202)
     async def reconnect(

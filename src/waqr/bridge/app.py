@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from sse_starlette.sse import EventSourceResponse
@@ -27,8 +27,8 @@ from waqr.bridge.keepalive import Keepalive, LeaderLock
 from waqr.bridge.metrics import BridgeMetrics
 from waqr.bridge.relay import EventRelay
 from waqr.errors import BotError, BotTimeout, BotUnreachable
-from waqr.http_errors import error_body, install_error_handlers
-from waqr.qr_render import render_png, render_svg
+from waqr.http_errors import install_error_handlers
+from waqr.qr_render import qr_image_response
 from waqr.settings import Settings
 from waqr.tasks import cancel, spawn
 
@@ -89,23 +89,6 @@ class Bridge:
             await self.cache.put(str(body["qr"]), float(body["expires_in"]))
         self.metrics.qr_served.labels(source="bot").inc()
         return {**body, "source": "bot"}
-
-    async def qr_code_or_error(self) -> str:
-        body = await self.qr()
-        if body.get("qr"):
-            return str(body["qr"])
-        if body.get("status") == "connected":
-            raise HTTPException(
-                409, error_body("already_connected", "the session is linked; there is no QR")
-            )
-        raise HTTPException(
-            404,
-            error_body(
-                "no_qr",
-                f"no QR code is available ({body.get('status')})",
-                status=body.get("status"),
-            ),
-        )
 
     async def close(self) -> None:
         if self.keepalive.leader is not None:
@@ -198,14 +181,12 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
     @admin.get("/qr.png", response_class=Response, responses=examples.image("image/png"))
     async def qr_png(request: Request) -> Response:
         """The current QR as a PNG image."""
-        png = render_png(await _bridge(request).qr_code_or_error())
-        return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
+        return qr_image_response(await _bridge(request).qr(), "png")
 
     @admin.get("/qr.svg", response_class=Response, responses=examples.image("image/svg+xml"))
     async def qr_svg(request: Request) -> Response:
         """The current QR as an SVG image."""
-        svg = render_svg(await _bridge(request).qr_code_or_error())
-        return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
+        return qr_image_response(await _bridge(request).qr(), "svg")
 
     @admin.post("/logout", responses=examples.ok(examples.LOGOUT))
     async def logout(request: Request) -> dict[str, Any]:
