@@ -45,6 +45,10 @@ def test_scan_links_and_a_restart_reconnects_without_a_new_qr(
         status = bot.status()
         assert status["account"]["jid"].startswith(device["jid"].split(":")[0].split("@")[0])
         assert status["hasCredentials"] is True
+        # Secrets stay out of the logs: the QR payload and the phone number.
+        logs = bot.logs()
+        assert "linked_devices#" not in logs
+        assert device["jid"].split(":")[0] not in logs
     finally:
         bot.stop()
     restarted = bot_on(sim, tmp_path / "data").start()

@@ -125,3 +125,33 @@ def test_malformed_settings_stop_start_up_naming_the_variable(
     assert name in message
     assert says in message
     assert value not in message.replace(name, "")
+
+
+def test_a_missing_engine_library_fails_loudly_instead_of_downloading(tmp_path: Path) -> None:
+    import importlib.util
+    import shutil
+
+    spec = importlib.util.find_spec("neonize")
+    assert spec is not None and spec.submodule_search_locations
+    broken = tmp_path / "site" / "neonize"
+    shutil.copytree(
+        next(iter(spec.submodule_search_locations)),
+        broken,
+        ignore=shutil.ignore_patterns("*.so", "__pycache__"),
+    )
+    with running_bot(tmp_path / "data", PYTHONPATH=str(broken.parent)) as bot:
+        status = wait_until(lambda: (s := bot.status())["status"] == "failed" and s, 30)
+        reason = status["lastDisconnectReason"]
+        assert reason["code"] == "engine_unavailable"
+        assert "neonize-linux" in reason["detail"]
+        assert "download" not in bot.logs().lower().replace("never lets it download", "")
+
+
+def test_proxy_credentials_never_reach_the_logs(tmp_path: Path) -> None:
+    reply = b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n"
+    with MisbehavingProxy(reply) as proxy:
+        url = proxy.url.replace("http://", "http://alice:hunter2-secret@")
+        with running_bot(tmp_path / "data", WA_PROXY=url) as bot:
+            status = wait_until(lambda: (s := bot.status())["lastDisconnectReason"] and s, 30)
+            assert "Proxy Authentication Required" in status["lastDisconnectReason"]["message"]
+            assert "hunter2-secret" not in bot.logs()
