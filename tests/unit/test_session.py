@@ -365,3 +365,16 @@ async def test_events_stream_every_state_change_and_rotation(make_session) -> No
     assert ("qr", "qr_ready") in seen
     assert seen.count(("qr", "qr_ready")) == 2
     assert ("state", "qr_ready") in seen
+
+
+async def test_an_event_listener_alone_does_not_keep_qr_batches_coming(make_session) -> None:
+    script = EngineScript(QR1)
+    session = make_session(script)
+    listener = session.subscribe()
+    await anext(listener)  # the bridge listens all the time; that is not a person waiting
+    await session.start()
+    await until(lambda: session.state is State.QR_READY)
+    script.current.emit(p.Disconnected())
+    await until(lambda: session.state is State.QR_TIMEOUT)
+    assert len(script.engines) == 1
+    await listener.aclose()

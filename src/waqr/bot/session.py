@@ -336,15 +336,14 @@ class Session:
             queue.put_nowait(event)
 
     def _demand_is_recent(self) -> bool:
-        if self._subscribers:
-            return True
+        # Event subscribers do not count: the bridge listens all the time; a person waiting
+        # shows by asking for the QR (GET /qr, the images, a pairing code).
         last = self._last_demand
         return last is not None and self.clock() - last <= self.policy.qr_demand_window
 
     def _request_restart(self, *, wipe: bool, reason: Reason | None, state: State) -> bool:
         action = "reconnect" if not wipe else (reason.code if reason else "reset")
         self.last_action = {"action": action, "at": iso(self.clock())}
-        log_event(log, "restart requested", session=self.name, action=action)
         pending = self._restart
         if pending is not None:
             if wipe and not pending.wipe:  # a relink outranks a plain reconnect
@@ -353,6 +352,7 @@ class Session:
             return False
         if self._restart_in_flight and not wipe:
             return False  # the engine a previous request started has not reported yet
+        log_event(log, "restart requested", session=self.name, action=action)
         self._restart_in_flight = True
         self._restart = _Restart(wipe=wipe, reason=reason, state=state)
         self._set_state(state, reason)
