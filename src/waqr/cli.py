@@ -52,6 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _service_parser(
         sub,
+        "ui",
+        "Run the Streamlit UI (talks to the bridge at WA_QR_API_URL).",
+        "WAQR_UI_HOST",
+        "WAQR_UI_PORT",
+    )
+    _service_parser(
+        sub,
         "up",
         "Run the bot and the bridge together on embedded defaults (generates a token if none).",
         "WAQR_API_HOST",
@@ -131,6 +138,13 @@ def run_api(settings: Settings) -> int:
     return 0
 
 
+def run_ui(settings: Settings) -> int:
+    from waqr.ui.launch import run_ui as launch
+
+    log_event(log, "ui starting", host=settings.ui_host, port=settings.ui_port)
+    return launch(settings.ui_host, settings.ui_port, {"WA_QR_API_URL": settings.ui_api_url})
+
+
 def run_up(settings: Settings) -> int:
     """Bot in a child process, bridge in this one: the whole system on one command."""
     import os
@@ -154,6 +168,7 @@ def run_up(settings: Settings) -> int:
         "WAQR_BOT_PORT": str(settings.bot_port),
     }
     bot = subprocess.Popen([sys.executable, "-m", "waqr.cli", "bot"], env=env)
+    ui = None
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -171,7 +186,18 @@ def run_up(settings: Settings) -> int:
             time.sleep(0.2)
         shown = "localhost" if settings.api_host in ("0.0.0.0", "::") else settings.api_host
         api_url = f"http://{shown}:{settings.api_port}"
-        print(f"\nwaqr is up.\n  bridge (public): {api_url}   docs: {api_url}/docs")
+        from waqr.ui.launch import spawn_ui
+
+        ui = spawn_ui(
+            settings.ui_host,
+            settings.ui_port,
+            {
+                "WA_QR_API_URL": f"http://127.0.0.1:{settings.api_port}",
+                "WA_QR_BRIDGE_TOKEN": token,
+            },
+        )
+        print(f"\nwaqr is up.\n  UI:              http://{settings.ui_host}:{settings.ui_port}")
+        print(f"  bridge (public): {api_url}   docs: {api_url}/docs")
         print(f"  bot (internal):  {bot_url}")
         if generated:
             print(f"  token (generated for this run): {token}")
@@ -181,12 +207,13 @@ def run_up(settings: Settings) -> int:
         settings = settings.model_copy(update={"bot_url": bot_url})
         return run_api(settings)
     finally:
-        if bot.poll() is None:
-            bot.terminate()
-            try:
-                bot.wait(20)
-            except subprocess.TimeoutExpired:
-                bot.kill()
+        for child in (ui, bot):
+            if child is not None and child.poll() is None:
+                child.terminate()
+                try:
+                    child.wait(20)
+                except subprocess.TimeoutExpired:
+                    child.kill()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -209,6 +236,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_bot(settings)
         if args.command == "api":
             return run_api(settings)
+        if args.command == "ui":
+            return run_ui(settings)
         if args.command == "up":
             return run_up(settings)
     except (ConfigError, DataDirLocked) as exc:

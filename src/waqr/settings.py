@@ -89,6 +89,12 @@ class Settings(BaseSettings):
         10, ge=1, le=10000, validation_alias=_env("WAQR_AUTH_MAX_FAILURES")
     )
 
+    # --- the UI -------------------------------------------------------------------------------
+    ui_host: str = Field("127.0.0.1", validation_alias=_env("WAQR_UI_HOST"))
+    ui_port: int = Field(8501, ge=1, le=65535, validation_alias=_env("WAQR_UI_PORT"))
+    # The bridge the UI talks to (on Streamlit Community Cloud: st.secrets["WA_QR_API_URL"]).
+    ui_api_url: str = Field("http://127.0.0.1:8000", validation_alias=_env("WA_QR_API_URL"))
+
     # --- logging ------------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", validation_alias=_env("WAQR_LOG_LEVEL")
@@ -137,7 +143,7 @@ class Settings(BaseSettings):
             raise ValueError("a placeholder token is not a secret; generate a real one")
         return ",".join(tokens)
 
-    @field_validator("bot_url")
+    @field_validator("bot_url", "ui_api_url")
     @classmethod
     def _bot_url_is_http(cls, value: str) -> str:
         parts = urlsplit(value)

@@ -1,0 +1,81 @@
+"""The UI's client for the bridge: every failure becomes a plain-words ``UiError``, never a
+traceback on the page. The token travels only in the Authorization header."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+
+@dataclass(frozen=True)
+class UiError(Exception):
+    kind: str  # bridge_unreachable | bad_token | throttled | bot_down | bot_slow | rejected
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class BridgeClient:
+    def __init__(self, api_url: str, token: str, *, timeout: float = 8.0) -> None:
+        self.api_url = api_url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=self.api_url,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=timeout,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TimeoutException:
+            raise UiError(
+                "bridge_unreachable", f"The waqr bridge at {self.api_url} did not answer in time."
+            ) from None
+        except httpx.TransportError:
+            raise UiError(
+                "bridge_unreachable",
+                f"Cannot reach the waqr bridge at {self.api_url}. Is `waqr api` running, and is "
+                "WA_QR_API_URL right?",
+            ) from None
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        if not isinstance(body, dict):
+            body = {}
+        if response.status_code < 400:
+            return body
+        detail = str(body.get("detail") or "")
+        error = body.get("error")
+        if response.status_code == 401:
+            raise UiError("bad_token", "The bridge rejected the token. Check WA_QR_BRIDGE_TOKEN.")
+        if response.status_code == 429:
+            raise UiError("throttled", f"Too many failed attempts. {detail}")
+        if error == "bot_unreachable":
+            raise UiError(
+                "bot_down", "The bridge is up, but the WhatsApp bot is not running (waqr bot)."
+            )
+        if error == "bot_timeout":
+            raise UiError("bot_slow", "The WhatsApp bot is not answering in time; try again.")
+        raise UiError("rejected", detail or f"The bridge answered {response.status_code}.")
+
+    def status(self) -> dict[str, Any]:
+        return self._call("GET", "/admin/wa/status")
+
+    def qr(self) -> dict[str, Any]:
+        return self._call("GET", "/admin/wa/qr")
+
+    def reconnect(self, *, reset: bool = False) -> dict[str, Any]:
+        return self._call("POST", "/admin/wa/reconnect", params={"reset": str(reset).lower()})
+
+    def logout(self) -> dict[str, Any]:
+        return self._call("POST", "/admin/wa/logout")
+
+    def pair_code(self, phone: str) -> dict[str, Any]:
+        return self._call("POST", "/admin/wa/pair-code", json={"phone": phone}, timeout=60)

@@ -1,0 +1,76 @@
+"""Pure presentation helpers: what a state looks like and says. No Streamlit here, so the
+words are testable without a browser."""
+
+from __future__ import annotations
+
+import html
+import time
+from typing import Any
+
+from waqr.redact import mask_phone
+
+# state -> (label, colour)
+BADGES: dict[str, tuple[str, str]] = {
+    "starting": ("Starting", "#6b7280"),
+    "connecting": ("Connecting…", "#2563eb"),
+    "qr_ready": ("Scan the QR code", "#d97706"),
+    "pairing_code": ("Enter the pairing code on your phone", "#d97706"),
+    "connected": ("Connected", "#16a34a"),
+    "disconnected": ("Disconnected, retrying", "#dc2626"),
+    "logged_out": ("Logged out", "#6b7280"),
+    "qr_timeout": ("QR code timed out", "#6b7280"),
+    "failed": ("Needs your attention", "#b91c1c"),
+}
+
+
+def badge_html(state: str) -> str:
+    label, colour = BADGES.get(state, (state, "#6b7280"))
+    return (
+        f'<div data-testid="waqr-badge" data-state="{html.escape(state)}" '
+        f'style="display:inline-block;padding:0.35em 0.9em;border-radius:999px;'
+        f'background:{colour};color:white;font-weight:600;font-size:1.15em">'
+        f"{html.escape(label)}</div>"
+    )
+
+
+def reason_lines(status: dict[str, Any]) -> tuple[str, str] | None:
+    """(what happened, what to do) in plain words, or None when there is nothing to say."""
+    reason = status.get("lastDisconnectReason")
+    if not reason or status.get("status") == "connected":
+        return None
+    return str(reason.get("message", "")), str(reason.get("hint", ""))
+
+
+def account_lines(status: dict[str, Any]) -> list[str]:
+    account = status.get("account") or {}
+    jid = str(account.get("jid") or "")
+    number = jid.split("@", 1)[0].split(":", 1)[0]
+    lines = []
+    if number:
+        lines.append(f"Number: {mask_phone(number)}")
+    if account.get("pushName"):
+        lines.append(f"Name: {account['pushName']}")
+    if status.get("since"):
+        lines.append(f"Connected since: {str(status['since']).replace('T', ' ')[:19]} UTC")
+    return lines
+
+
+def countdown(expires_in: float, fetched_at: float, now: float | None = None) -> int:
+    """Seconds left of a QR whose ``expires_in`` was read at ``fetched_at``."""
+    left = expires_in - ((time.time() if now is None else now) - fetched_at)
+    return max(0, int(left + 0.5))
+
+
+def error_html(kind: str, message: str) -> str:
+    return (
+        f'<div data-testid="waqr-error" data-kind="{html.escape(kind)}" '
+        f'style="padding:0.8em 1em;border-radius:0.5em;background:#fee2e2;color:#7f1d1d">'
+        f"{html.escape(message)}</div>"
+    )
+
+
+def pair_code_html(code: str) -> str:
+    return (
+        f'<div data-testid="waqr-pair-code" style="font-size:2.6em;font-weight:700;'
+        f'letter-spacing:0.12em;font-family:monospace">{html.escape(code)}</div>'
+    )

@@ -1,0 +1,108 @@
+"""Real browser tests: Playwright driving Debian's chromium against real UI, bridge, bot and
+simulator processes on loopback. Screenshots of each state go to artifacts/ui/."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.e2e.harness import SimThread, bot_on, simulator
+from tests.integration.test_bridge import TOKEN, running_bridge
+from tests.procs import ServiceProcess, free_port, wait_until
+from waqr.ui.launch import streamlit_command
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "ui"
+CHROMIUM = "/usr/bin/chromium"
+# The flags the machine needs for a quiet, offline headless chromium.
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@contextlib.contextmanager
+def running_ui(workdir: Path, api_url: str, token: str) -> Iterator[str]:
+    port = free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = (workdir / f"ui-{port}.log").open("ab")
+    env = {"WA_QR_API_URL": api_url, "WA_QR_BRIDGE_TOKEN": token, "PATH": "/usr/bin:/bin"}
+    process = subprocess.Popen(
+        streamlit_command("127.0.0.1", port), env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    log.close()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: httpx.get(url + "/_stcore/health", timeout=2).status_code == 200, 60)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is missing: scripts/test installs it (apt-get chromium)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 900, "height": 1300})
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
+@dataclass
+class Stack:
+    sim: SimThread
+    bot: ServiceProcess
+    api: ServiceProcess
+    ui_url: str
+
+
+@pytest.fixture
+def stack(tmp_path: Path, sim_state: Path) -> Iterator[Stack]:
+    with simulator(sim_state) as sim:
+        sim.faults(refs=2)  # rotations every 20 s
+        bot = bot_on(sim, tmp_path / "bot").start()
+        try:
+            with (
+                running_bridge(tmp_path / "api", bot.url) as api,
+                running_ui(tmp_path / "ui", api.url, TOKEN) as ui_url,
+            ):
+                yield Stack(sim, bot, api, ui_url)
+        finally:
+            bot.stop()
+
+
+@pytest.fixture(scope="session")
+def sim_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("sim-state")
+
+
+def shot(page: Page, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
