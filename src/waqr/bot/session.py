@@ -96,6 +96,18 @@ _SETTLING = (
 )
 
 
+# GET /qr's status when no QR is live: a QR may still come ("not_ready", "connecting"), or
+# the session's own state says why there is none (connected, qr_timeout, failed).
+_NO_QR_STATUS = {
+    State.STARTING: "not_ready",
+    State.DISCONNECTED: "not_ready",
+    State.LOGGED_OUT: "not_ready",
+    State.QR_READY: "not_ready",  # between an expired code and the next one
+    State.PAIRING_CODE: "not_ready",
+    State.CONNECTING: "connecting",
+}
+
+
 def iso(ts: float | None) -> str | None:
     if ts is None:
         return None
@@ -304,8 +316,8 @@ class Session:
         self.state = state
         if reason is not None:
             self.reason = reason
-        if state is not State.CONNECTING or reason is not None:
-            self.next_retry_at = None if state is not State.DISCONNECTED else self.next_retry_at
+        if state is not State.DISCONNECTED:
+            self.next_retry_at = None  # a retry time means something only while backing off
         if not changed:
             return
         log_event(
@@ -562,9 +574,8 @@ class Session:
             state = "pairing_code" if self.state is State.PAIRING_CODE else "qr_ready"
             expires_in = round(qr.expires_in(self.clock()), 1)
             return {"status": state, "qr": qr.code, "expires_in": expires_in}
-        state = self.state.value if self.state not in LINKING else "not_ready"
-        if self.state in (State.STARTING, State.CONNECTING, State.DISCONNECTED) or (
-            self.state is State.LOGGED_OUT
-        ):
-            state = "not_ready" if self.state is not State.CONNECTING else "connecting"
-        return {"status": state, "qr": None, "expires_in": None}
+        return {
+            "status": _NO_QR_STATUS.get(self.state, self.state.value),
+            "qr": None,
+            "expires_in": None,
+        }

@@ -81,7 +81,7 @@ class ChildEngine:
         self._progress = asyncio.Event()
         self._stopping = False
         self._kill_reason: tuple[str, str] | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._watchdog: asyncio.Task[None] | None = None
         self._exited = asyncio.Event()
 
     # --- Engine protocol ------------------------------------------------------------------
@@ -107,11 +107,10 @@ class ChildEngine:
         }
         # The proxy URL may carry a password: it travels over the pipe, never on argv.
         self._write(json.dumps(config).encode() + b"\n")
-        self._tasks = [
-            spawn(self._pump_events(), name=f"engine-events-{self.pid}"),
-            spawn(self._pump_logs(), name=f"engine-logs-{self.pid}"),
-            spawn(self._start_watchdog(), name=f"engine-watchdog-{self.pid}"),
-        ]
+        # spawn() keeps the pumps referenced until they end with the child's pipes.
+        spawn(self._pump_events(), name=f"engine-events-{self.pid}")
+        spawn(self._pump_logs(), name=f"engine-logs-{self.pid}")
+        self._watchdog = spawn(self._start_watchdog(), name=f"engine-watchdog-{self.pid}")
 
     async def stop(self) -> None:
         proc = self._proc
@@ -202,8 +201,7 @@ class ChildEngine:
                 self._progress.set()
             await self._events.put(message)
         returncode = await proc.wait()
-        for task in self._tasks[2:]:
-            await cancel(task)
+        await cancel(self._watchdog)
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(EngineCommandFailed("engine child exited"))
