@@ -14,32 +14,14 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field, field_validator
 from sse_starlette.sse import EventSourceResponse
 
 from waqr import __version__
+from waqr.api_models import PairCodeRequest
 from waqr.bot.registry import SessionRegistry
 from waqr.bot.session import Session
-from waqr.errors import InvalidPhoneNumber
 from waqr.http_errors import install_error_handlers
-from waqr.phone import parse_e164
 from waqr.qr_render import qr_image_response
-
-
-class PairCodeRequest(BaseModel):
-    phone: str = Field(
-        max_length=32,
-        description="The WhatsApp account's number in international form.",
-        examples=["+4915112345678"],
-    )
-
-    @field_validator("phone")
-    @classmethod
-    def _e164(cls, value: str) -> str:
-        try:
-            return parse_e164(value)
-        except InvalidPhoneNumber as exc:
-            raise ValueError(str(exc)) from None
 
 
 def default_session(request: Request) -> Session:

@@ -18,7 +18,7 @@ from fastapi.responses import Response
 from sse_starlette.sse import EventSourceResponse
 
 from waqr import __version__
-from waqr.bot.app import PairCodeRequest
+from waqr.api_models import PairCodeRequest
 from waqr.bridge import examples
 from waqr.bridge.auth import ApiKeyAuth, BearerAuth, FailureLimiter
 from waqr.bridge.botclient import BotClient

@@ -1,0 +1,32 @@
+"""The request models that the bot and the bridge both speak.
+
+Neutral ground: this module imports neither ``waqr.bot`` nor ``waqr.bridge``, so the public
+bridge never loads the bot's app (and its session core) just to validate a body, and both
+sides validate the same input the same way.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, field_validator
+
+from waqr.errors import InvalidPhoneNumber
+from waqr.phone import parse_e164
+
+
+class PairCodeRequest(BaseModel):
+    """Body of ``POST /pair-code`` at the bot and ``POST /admin/wa/pair-code`` at the bridge.
+    ``phone`` arrives as +E.164 and is held as its digits (no '+')."""
+
+    phone: str = Field(
+        max_length=32,
+        description="The WhatsApp account's number in international form.",
+        examples=["+4915112345678"],
+    )
+
+    @field_validator("phone")
+    @classmethod
+    def _e164(cls, value: str) -> str:
+        try:
+            return parse_e164(value)
+        except InvalidPhoneNumber as exc:
+            raise ValueError(str(exc)) from None
