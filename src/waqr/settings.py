@@ -84,6 +84,17 @@ class Settings(BaseSettings):
     cors_origins: str = Field("", validation_alias=_env("STREAMLIT_ORIGIN"))
     # Beyond this the bridge answers 504 bot_timeout.
     bot_timeout: float = Field(10.0, gt=0, le=300, validation_alias=_env("WAQR_BOT_TIMEOUT"))
+    # POST /pair-code only: longer than the bot's own bound (up to 45 s waiting for the engine
+    # to be ready, then up to 30 s for the engine's command), so the bridge never answers
+    # 504 while the bot is still working on a code.
+    bot_pair_timeout: float = Field(
+        90.0, gt=0, le=600, validation_alias=_env("WAQR_BOT_PAIR_TIMEOUT")
+    )
+    # POST /logout only: longer than the bot's own bound (about 40 s to unlink at WhatsApp
+    # and stop the engine).
+    bot_logout_timeout: float = Field(
+        60.0, gt=0, le=600, validation_alias=_env("WAQR_BOT_LOGOUT_TIMEOUT")
+    )
     # Failed authentications from one client within a minute before it gets 429.
     auth_max_failures: int = Field(
         10, ge=1, le=10000, validation_alias=_env("WAQR_AUTH_MAX_FAILURES")
