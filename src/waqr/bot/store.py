@@ -18,12 +18,13 @@ import fcntl
 import json
 import os
 import socket
-import sqlite3
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+# Re-exported (the `as` form tells mypy so): callers keep importing it from here.
+from waqr.engine.store_probe import store_has_device as store_has_device
 from waqr.errors import DataDirLocked
 
 
@@ -47,20 +48,6 @@ def write_private_file(path: Path, data: bytes) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
-
-
-def store_has_device(db_path: Path) -> bool:
-    """Whether whatsmeow's sqlite store at ``db_path`` holds a paired device."""
-    if not db_path.is_file():
-        return False
-    try:
-        with contextlib.closing(
-            sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=2)
-        ) as db:
-            row = db.execute("SELECT count(*) FROM whatsmeow_device").fetchone()
-    except sqlite3.Error:
-        return False
-    return bool(row and row[0])
 
 
 @dataclass(frozen=True, slots=True)
