@@ -1,6 +1,11 @@
-"""The keepalive loop: every KEEPALIVE_INTERVAL seconds check the bot, nudge a disconnected
-session to reconnect (never with reset: that would wipe a healthy link, the original
-design's bug), and refresh the QR cache.
+"""The keepalive loop: every KEEPALIVE_INTERVAL seconds check the bot, nudge a session that
+is disconnected and will not act by itself (never with reset: that would wipe a healthy link,
+the original design's bug), and refresh the QR cache.
+
+The bot retries on its own schedule (backoff, and whatsmeow's reconnect grace); a nudge
+during that wait would reset the backoff and defeat it, so :func:`should_nudge` reads the
+bot's own ``retrying`` and ``nextRetryAt`` first. The keepalive is the safety net for a bot
+that has stopped trying, not a second retry schedule.
 
 With several bridge replicas on one Redis only the holder of a lock key runs the loop; the
 lock expires after two missed intervals, so a dead leader is replaced by itself.
@@ -12,6 +17,8 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as redis
@@ -25,6 +32,41 @@ from waqr.logs import log_event
 log = logging.getLogger("waqr.bridge.keepalive")
 
 LEADER_KEY = "wa:keepalive_leader"
+
+# How long past its own announced retry time a disconnected bot gets before the keepalive
+# nudges it: the bot acts a moment after the deadline, and the two clocks may differ a little.
+NUDGE_GRACE = 5.0
+
+
+def parse_instant(value: object) -> float | None:
+    """The bot's ISO-8601 UTC instant (``2026-11-26T17:00:00.000Z``) as epoch seconds; None
+    for null or anything unreadable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:  # the bot speaks UTC; an offset-less instant is UTC too
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def should_nudge(status: Mapping[str, Any], *, now: float, grace: float = NUDGE_GRACE) -> bool:
+    """Whether the keepalive should POST /reconnect, given the bot's GET /status body and the
+    wall-clock time ``now`` (epoch seconds).
+
+    Nudged is only a ``disconnected`` bot that is not ``retrying`` (no retry scheduled, not
+    inside the engine's reconnect grace) and whose ``nextRetryAt`` is null or more than
+    ``grace`` seconds past. An older bot without ``retrying`` is judged by ``nextRetryAt``
+    alone. An unreadable ``nextRetryAt`` counts as null: the nudge is what gets a stuck bot
+    going again, and the bot coalesces a redundant one.
+    """
+    if status.get("status") != "disconnected" or status.get("retrying") is True:
+        return False
+    retry_at = parse_instant(status.get("nextRetryAt"))
+    return retry_at is None or now - retry_at > grace
+
 
 # Extend the lock only if we still hold it (atomic compare-and-extend).
 _RENEW = """
@@ -91,9 +133,17 @@ class Keepalive:
             await self.bot.health()
             status = await self.bot.status()
             state = status.get("status")
-            if state == "disconnected":
+            if should_nudge(status, now=time.time()):
                 await self.bot.reconnect(reset=False)
                 action = "reconnect"
+                log_event(
+                    log,
+                    "keepalive",
+                    bot_status=state,
+                    action=action,
+                    retrying=status.get("retrying"),
+                    next_retry_at=status.get("nextRetryAt"),
+                )
             qr = await self.bot.qr(peek=True)
             if qr.get("qr") and qr.get("expires_in"):
                 await self.cache.put(str(qr["qr"]), float(qr["expires_in"]))
@@ -101,8 +151,5 @@ class Keepalive:
                 await self.cache.clear()
         except BotError as exc:
             state = "bot_unreachable"
-            action = "none"
             log_event(log, "keepalive: bot check failed", level=logging.WARNING, error=str(exc))
         self.last = {"at": time.time(), "botStatus": state, "action": action}
-        if action != "none":
-            log_event(log, "keepalive", bot_status=state, action=action)
