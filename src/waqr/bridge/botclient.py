@@ -1,6 +1,11 @@
 """The bridge's one way to talk to the bot. ``_check`` is the single place where an HTTP
 outcome becomes a result or a typed error (BotUnreachable -> 503, BotTimeout -> 504,
-BotRejected -> the bot's own status and body)."""
+BotRejected -> the bot's own status and body).
+
+Every call is bounded by WAQR_BOT_TIMEOUT except the two the bot itself may legitimately
+spend long on: /pair-code (WAQR_BOT_PAIR_TIMEOUT) and /logout (WAQR_BOT_LOGOUT_TIMEOUT).
+Giving up before the bot does would answer 504 while the bot carries on regardless.
+"""
 
 from __future__ import annotations
 
@@ -16,26 +21,45 @@ from waqr.errors import BotRejected, BotTimeout, BotUnreachable
 
 
 @asynccontextmanager
-async def _mapped_errors(path: str) -> AsyncIterator[None]:
+async def _mapped_errors(path: str, limit: str = "in time") -> AsyncIterator[None]:
     try:
         yield
     except httpx.TimeoutException as exc:
-        raise BotTimeout(f"the bot did not answer {path} in time") from exc
+        raise BotTimeout(f"the bot did not answer {path} {limit}") from exc
     except httpx.TransportError as exc:
         raise BotUnreachable(f"the bot cannot be reached ({type(exc).__name__})") from exc
 
 
 class BotClient:
-    def __init__(self, base_url: str, *, timeout: float) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float,
+        pair_timeout: float | None = None,
+        logout_timeout: float | None = None,
+    ) -> None:
+        """``timeout`` bounds every call; ``pair_timeout`` and ``logout_timeout`` (default:
+        ``timeout``) replace it for waiting on the answer to /pair-code and /logout."""
         self.base_url = base_url
+        self.timeout = timeout
+        self.pair_timeout = timeout if pair_timeout is None else pair_timeout
+        self.logout_timeout = timeout if logout_timeout is None else logout_timeout
         self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout)
 
     async def close(self) -> None:
         await self._http.aclose()
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        async with _mapped_errors(path):
-            response = await self._http.request(method, path, **kwargs)
+    async def _request(
+        self, method: str, path: str, *, wait: float | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """One call. ``wait`` lengthens only the wait for the answer (httpx's read timeout);
+        connecting and sending stay bounded by ``timeout``: a bot that cannot take the
+        request at once is not busy working on it."""
+        wait = self.timeout if wait is None else wait
+        limit = httpx.Timeout(self.timeout, read=wait)
+        async with _mapped_errors(path, f"within {wait:g} s"):
+            response = await self._http.request(method, path, timeout=limit, **kwargs)
         return self._check(response)
 
     @staticmethod
@@ -69,10 +93,10 @@ class BotClient:
         return await self._json("POST", "/reconnect", params={"reset": str(reset).lower()})
 
     async def logout(self) -> dict[str, Any]:
-        return await self._json("POST", "/logout")
+        return await self._json("POST", "/logout", wait=self.logout_timeout)
 
     async def pair_code(self, phone: str) -> dict[str, Any]:
-        return await self._json("POST", "/pair-code", json={"phone": phone})
+        return await self._json("POST", "/pair-code", json={"phone": phone}, wait=self.pair_timeout)
 
     async def events(self) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         """The bot's event stream, as (type, data) pairs, until it ends."""
