@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import weakref
 from typing import Any
 
 import httpx
@@ -22,6 +22,38 @@ log = logging.getLogger("waqr.bridge.relay")
 
 # The bot's states in which a QR may be on offer; in every other state the cache is emptied.
 QR_STATES = frozenset({"qr_ready", "pairing_code"})
+# Events one subscriber may fall behind by; beyond it loses its oldest (never blocks the relay).
+SUBSCRIBER_BACKLOG = 100
+
+Event = tuple[str, dict[str, Any]]
+
+
+class Subscription:
+    """One listener's events, from the moment it is made: it registers in its constructor,
+    not at its first iteration (as an async generator would), so a caller can subscribe,
+    then read a snapshot, and miss nothing that happens in between.
+
+    Iterate it for ``(type, data)`` pairs; :meth:`close` when done."""
+
+    def __init__(self, registry: weakref.WeakSet[Subscription]) -> None:
+        self._registry = registry
+        self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=SUBSCRIBER_BACKLOG)
+        registry.add(self)
+
+    def put(self, event: Event) -> None:
+        if self._queue.full():
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self._queue.get_nowait()
+        self._queue.put_nowait(event)
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Event:
+        return await self._queue.get()
+
+    def close(self) -> None:
+        self._registry.discard(self)
 
 
 class EventRelay:
@@ -29,7 +61,9 @@ class EventRelay:
         self.bot = bot
         self.cache = cache
         self.connected = False
-        self._subscribers: set[asyncio.Queue[tuple[str, dict[str, Any]]]] = set()
+        # Held weakly as a safety net: a subscription dropped without close() (a response
+        # whose stream never started) leaves with its last reference, not with the relay.
+        self._subscribers: weakref.WeakSet[Subscription] = weakref.WeakSet()
         self._backoff = Backoff(0.5, 10.0)
 
     async def run(self) -> None:
@@ -58,17 +92,13 @@ class EventRelay:
         self.publish(kind, data)
 
     def publish(self, kind: str, data: dict[str, Any]) -> None:
-        for queue in list(self._subscribers):
-            if queue.full():
-                with contextlib.suppress(asyncio.QueueEmpty):
-                    queue.get_nowait()
-            queue.put_nowait((kind, data))
+        for subscription in list(self._subscribers):
+            subscription.put((kind, data))
 
-    async def subscribe(self) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-        queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(maxsize=100)
-        self._subscribers.add(queue)
-        try:
-            while True:
-                yield await queue.get()
-        finally:
-            self._subscribers.discard(queue)
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscribers)
+
+    def subscribe(self) -> Subscription:
+        """A new subscription, registered before this returns."""
+        return Subscription(self._subscribers)
