@@ -40,7 +40,12 @@ class Bridge:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.bot = BotClient(settings.bot_url, timeout=settings.bot_timeout)
+        self.bot = BotClient(
+            settings.bot_url,
+            timeout=settings.bot_timeout,
+            pair_timeout=settings.bot_pair_timeout,
+            logout_timeout=settings.bot_logout_timeout,
+        )
         self.cache: QrCache = make_cache(settings.redis_url)
         self.relay = EventRelay(self.bot, self.cache)
         leader = None
@@ -202,14 +207,24 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
     async def events(request: Request) -> EventSourceResponse:
         """Server-Sent Events: ``state`` on every change, ``qr`` on every rotation."""
         bridge = _bridge(request)
-        first = await bridge.status()
+        # Subscribe before the snapshot: a change the bot makes while the snapshot is on its
+        # way is then queued behind it instead of falling between the two.
+        events = bridge.relay.subscribe()
+        try:
+            first = await bridge.status()
+        except BaseException:
+            events.close()
+            raise
 
         async def stream() -> AsyncIterator[dict[str, str]]:
-            yield {"event": "state", "data": json.dumps(first)}
-            async for kind, data in bridge.relay.subscribe():
-                if await request.is_disconnected():
-                    return
-                yield {"event": kind, "data": json.dumps(data)}
+            try:
+                yield {"event": "state", "data": json.dumps(first)}
+                async for kind, data in events:
+                    if await request.is_disconnected():
+                        return
+                    yield {"event": kind, "data": json.dumps(data)}
+            finally:
+                events.close()
 
         return EventSourceResponse(stream(), ping=15)
 
