@@ -1,13 +1,23 @@
-"""A scripted Engine for unit tests of the session state machine: the test plays the
-engine's part by pushing events; the engine records what the session asked of it."""
+"""A scripted Engine for unit tests of the session: the test plays the engine's part by pushing
+events (or by staying silent, as whatsmeow does); the engine records what the session asked.
+
+A ``QrIssued`` whose ``issued_at`` is 0 is stamped with the time it is emitted."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import time
 from collections.abc import AsyncIterator
 
 from waqr.engine import protocol as p
 from waqr.errors import EngineCommandFailed
+
+
+def _stamped(event: p.EngineEvent) -> p.EngineEvent:
+    if isinstance(event, p.QrIssued) and event.issued_at == 0:
+        return dataclasses.replace(event, issued_at=time.time())
+    return event
 
 
 class ScriptedEngine:
@@ -18,12 +28,17 @@ class ScriptedEngine:
         self.stopped = False
         self.logged_out = False
         self.paired_with: str | None = None
+        self.pings = 0
         self.pid: int | None = None
+        self.unlink_gate = asyncio.Event()  # logout() waits for it when the script says so
+        self.unlink_gate.set()
 
     async def start(self) -> None:
+        if self.script.start_error is not None:
+            raise self.script.start_error
         self.started = True
         for event in self.script.on_start:
-            self.queue.put_nowait(event)
+            self.queue.put_nowait(_stamped(event))
 
     async def stop(self) -> None:
         if not self.stopped:
@@ -31,13 +46,21 @@ class ScriptedEngine:
             self.queue.put_nowait(p.EngineExited(expected=True, reason="stopped", detail="test"))
 
     async def logout(self) -> None:
+        await self.unlink_gate.wait()
         if self.script.logout_fails:
             raise EngineCommandFailed("offline")
         self.logged_out = True
 
     async def pair_phone(self, phone_digits: str) -> str:
+        if self.script.hang_commands:
+            await asyncio.Event().wait()
         self.paired_with = phone_digits
         return "ABCD-EFGH"
+
+    async def ping(self) -> None:
+        self.pings += 1
+        if self.script.hang_commands:
+            await asyncio.Event().wait()
 
     async def events(self) -> AsyncIterator[p.EngineEvent]:
         while True:
@@ -48,7 +71,7 @@ class ScriptedEngine:
 
     def emit(self, *events: p.EngineEvent) -> None:
         for event in events:
-            self.queue.put_nowait(event)
+            self.queue.put_nowait(_stamped(event))
 
     def crash(self, reason: str = "engine_crashed") -> None:
         self.queue.put_nowait(p.EngineExited(expected=False, reason=reason, detail="test"))
@@ -61,6 +84,8 @@ class EngineScript:
         self.on_start: list[p.EngineEvent] = list(on_start)
         self.engines: list[ScriptedEngine] = []
         self.logout_fails = False
+        self.hang_commands = False  # pair_phone and ping never answer
+        self.start_error: Exception | None = None
         self.made = asyncio.Event()
 
     def __call__(self) -> ScriptedEngine:

@@ -6,9 +6,11 @@
     ├── InvalidPhoneNumber     a phone number that is not +E.164
     ├── NoQrAvailable          there is no live QR to show (carries the session state)
     ├── SessionBusy            the request does not fit the session's current state
+    ├── SessionUnavailable     the session cannot take requests (stopping, or its actor died)
     ├── EngineError            the engine child failed us
     │   ├── EngineUnavailable  the neonize shared library or package cannot be loaded
     │   └── EngineCommandFailed a command sent to the engine child was answered with an error
+    │       └── EngineUnresponsive  ...or not answered in time (the engine is recycled)
     └── BotError               the bridge could not get an answer from the bot
         ├── BotUnreachable     connection refused / reset / DNS: the bot is down
         ├── BotTimeout         the bot did not answer within WAQR_BOT_TIMEOUT
@@ -58,6 +60,10 @@ class SessionBusy(WaqrError):
     """The request cannot be served in the session's current state."""
 
 
+class SessionUnavailable(WaqrError):
+    """The session cannot serve requests now: the service is stopping, or its actor died."""
+
+
 class EngineError(WaqrError):
     """The engine child process failed."""
 
@@ -68,6 +74,10 @@ class EngineUnavailable(EngineError):
 
 class EngineCommandFailed(EngineError):
     """The engine child answered a command with an error."""
+
+
+class EngineUnresponsive(EngineCommandFailed):
+    """The engine did not answer a command within its bound; it is replaced."""
 
 
 class BotError(WaqrError):

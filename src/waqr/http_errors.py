@@ -24,6 +24,7 @@ _STATUS: tuple[tuple[type[errors.WaqrError], int, str], ...] = (
     (errors.InvalidPhoneNumber, 422, "invalid_phone"),
     (errors.NoQrAvailable, 404, "no_qr"),
     (errors.SessionBusy, 409, "conflict"),
+    (errors.SessionUnavailable, 503, "session_unavailable"),
     (errors.EngineCommandFailed, 503, "engine_error"),
     (errors.EngineError, 503, "engine_error"),
     (errors.BotUnreachable, 503, "bot_unreachable"),

@@ -50,6 +50,21 @@ class Settings(BaseSettings):
     engine_stop_timeout: float = Field(
         5.0, gt=0, le=120, validation_alias=_env("WAQR_ENGINE_STOP_TIMEOUT")
     )
+    # An engine call (pairing code, logout) not answered within this is a hung engine: it is
+    # killed and replaced. whatsmeow's own iq timeout is 75 s, but WhatsApp answers these in
+    # about a second.
+    engine_command_timeout: float = Field(
+        30.0, gt=0, le=300, validation_alias=_env("WAQR_ENGINE_COMMAND_TIMEOUT")
+    )
+    # Every this many seconds the bot checks that its engine still answers (a ping to the
+    # engine process, not to WhatsApp).
+    engine_ping_interval: float = Field(
+        30.0, gt=0, le=3600, validation_alias=_env("WAQR_ENGINE_PING_INTERVAL")
+    )
+    # After the phone accepted the link, the engine must log in within this many seconds;
+    # else it is replaced with the same (new) credentials. whatsmeow can stay silent forever
+    # when WhatsApp closes the socket right after its 515 restart request.
+    login_timeout: float = Field(30.0, gt=0, le=600, validation_alias=_env("WAQR_LOGIN_TIMEOUT"))
     engine_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "WARNING", validation_alias=_env("WAQR_ENGINE_LOG_LEVEL")
     )

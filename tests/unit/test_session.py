@@ -1,86 +1,39 @@
-"""The session state machine, driven by a scripted engine."""
+"""The session, driven by a scripted engine: linking, reconnects, logouts, refusals."""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 
 import pytest
 
 from tests.scripted_engine import EngineScript
-from waqr.bot.session import Session, SessionPolicy
+from tests.unit.session_fixtures import LINKED, ME, QR1, QR2, make_credentials, until
 from waqr.bot.states import State
-from waqr.bot.store import SessionStore
 from waqr.engine import protocol as p
 from waqr.errors import SessionBusy
 
 pytestmark = pytest.mark.timeout(20)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.005)
-
-
-def make_credentials(store: SessionStore) -> None:
-    """What whatsmeow leaves behind once paired: a store with a device row."""
-    store.auth_dir.mkdir(parents=True, exist_ok=True)
-    with sqlite3.connect(store.db_path) as db:
-        db.execute("CREATE TABLE IF NOT EXISTS whatsmeow_device (jid TEXT)")
-        db.execute("INSERT INTO whatsmeow_device VALUES ('15550001111.0:1@s.whatsapp.net')")
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> SessionStore:
-    return SessionStore(tmp_path, "default")
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def make_session(store: SessionStore, clock: Clock) -> AsyncIterator[Callable[..., Session]]:
-    made: list[Session] = []
-
-    def make(script: EngineScript, **policy: float) -> Session:
-        defaults = {"backoff_min": 0.01, "backoff_max": 0.05, "reconnect_grace": 0.2}
-        session = Session(
-            "default", store, script, SessionPolicy(**{**defaults, **policy}), clock=clock
-        )
-        made.append(session)
-        return session
-
-    yield make
-    for session in made:
-        await session.close()
-
-
-QR1 = p.QrIssued(code="2@first,ref", lifetime=60.0)
-QR2 = p.QrIssued(code="2@second,ref", lifetime=20.0)
-ME = p.Connected(jid="15550001111@s.whatsapp.net", push_name="Bot")
-
-
 async def test_a_new_session_offers_the_engines_qr_with_its_lifetime(make_session, clock) -> None:
-    script = EngineScript(QR1)
-    session = make_session(script)
+    session = make_session(EngineScript(QR1))
     await session.start()
     await until(lambda: session.state is State.QR_READY)
     assert session.qr_payload() == {"status": "qr_ready", "qr": "2@first,ref", "expires_in": 60.0}
-    clock.now += 45
+    clock.advance(45)
     assert session.qr_payload()["expires_in"] == 15.0
+
+
+async def test_a_qr_lives_from_when_the_engine_issued_it_not_from_when_it_arrived(
+    make_session,
+) -> None:
+    import time
+
+    issued_two_seconds_ago = p.QrIssued(code="2@old,ref", lifetime=20.0, issued_at=time.time() - 2)
+    session = make_session(EngineScript(issued_two_seconds_ago))
+    await session.start()
+    await until(lambda: session.state is State.QR_READY)
+    assert session.qr_payload()["expires_in"] <= 18.0
 
 
 async def test_rotated_qr_replaces_the_old_one_at_once(make_session, clock) -> None:
@@ -88,18 +41,17 @@ async def test_rotated_qr_replaces_the_old_one_at_once(make_session, clock) -> N
     session = make_session(script)
     await session.start()
     await until(lambda: session.state is State.QR_READY)
-    clock.now += 60
+    clock.advance(60)
     script.current.emit(QR2)
     await until(lambda: session.qr_payload()["qr"] == "2@second,ref")
     assert session.qr_payload()["expires_in"] == 20.0
 
 
 async def test_expired_qr_is_never_served(make_session, clock) -> None:
-    script = EngineScript(QR1)
-    session = make_session(script)
+    session = make_session(EngineScript(QR1))
     await session.start()
     await until(lambda: session.state is State.QR_READY)
-    clock.now += 61
+    clock.offset += 61  # moved without waking the session: the read alone must refuse it
     assert session.current_qr() is None
     assert session.qr_payload() == {"status": "not_ready", "qr": None, "expires_in": None}
 
@@ -110,13 +62,12 @@ async def test_scan_leads_to_connected_with_the_account(make_session, store) -> 
     await session.start()
     await until(lambda: session.state is State.QR_READY)
     make_credentials(store)
-    script.current.emit(p.PairSuccess(jid="15550001111@s.whatsapp.net"), ME)
+    script.current.emit(LINKED, ME)
     await until(lambda: session.state is State.CONNECTED)
     status = session.status()
     assert status["connected"] is True
     assert status["account"] == {"jid": "15550001111@s.whatsapp.net", "pushName": "Bot"}
-    assert session.qr_payload()["status"] == "connected"
-    assert session.qr_payload()["qr"] is None
+    assert session.qr_payload() == {"status": "connected", "qr": None, "expires_in": None}
 
 
 async def test_reconnect_keeps_credentials(make_session, store) -> None:
@@ -125,7 +76,7 @@ async def test_reconnect_keeps_credentials(make_session, store) -> None:
     session = make_session(script)
     await session.start()
     await until(lambda: session.state is State.CONNECTED)
-    assert session.request_reconnect() is True
+    assert (await session.reconnect()).started is True
     await script.wait_for_engine(2)
     await until(lambda: session.state is State.CONNECTED)
     assert store.has_credentials()
@@ -139,13 +90,13 @@ async def test_overlapping_reconnects_coalesce_into_one_engine_restart(make_sess
     await session.start()
     await until(lambda: session.state is State.CONNECTED)
     script.on_start = []
-    results = [session.request_reconnect() for _ in range(10)]
+    results = await asyncio.gather(*(session.reconnect() for _ in range(10)))
     second = await script.wait_for_engine(2)
-    results += [session.request_reconnect() for _ in range(10)]  # still reconnecting
-    assert results.count(True) == 1
+    results += await asyncio.gather(*(session.reconnect() for _ in range(10)))
+    assert [r.started for r in results].count(True) == 1
     second.emit(ME)
     await until(lambda: session.state is State.CONNECTED)
-    assert session.request_reconnect() is True  # a new request once it settled
+    assert (await session.reconnect()).started is True  # a new request once it settled
     await script.wait_for_engine(3)
 
 
@@ -156,8 +107,9 @@ async def test_reset_wipes_credentials_and_starts_a_fresh_link(make_session, sto
     await session.start()
     await until(lambda: session.state is State.CONNECTED)
     script.on_start = [QR1]
-    session.request_reconnect(reset=True)
+    await session.reconnect(reset=True)
     await until(lambda: session.state is State.QR_READY)
+    assert script.engines[0].logged_out  # unlinked at WhatsApp first
     assert not store.db_path.exists()
     assert session.status()["hasCredentials"] is False
 
@@ -170,7 +122,7 @@ async def test_logout_unlinks_at_whatsapp_then_wipes(make_session, store) -> Non
     await until(lambda: session.state is State.CONNECTED)
     first = script.current
     script.on_start = [QR1]
-    assert await session.logout() is True
+    assert (await session.logout()).unlinked is True
     assert first.logged_out
     await until(lambda: session.state is State.QR_READY)
     assert not store.db_path.exists()
@@ -185,7 +137,7 @@ async def test_logout_while_offline_still_wipes_locally(make_session, store) -> 
     await session.start()
     await until(lambda: session.state is State.CONNECTED)
     script.on_start = [QR1]
-    assert await session.logout() is False
+    assert (await session.logout()).unlinked is False
     await until(lambda: session.state is State.QR_READY)
     assert not store.db_path.exists()
 
@@ -203,6 +155,17 @@ async def test_failed_dial_is_reported_and_retried_with_backoff(make_session) ->
     await script.wait_for_engine(3)
 
 
+async def test_status_says_when_the_next_retry_comes(make_session) -> None:
+    script = EngineScript(p.DialFailed(error="connection refused"))
+    session = make_session(script, backoff_min=30, backoff_max=30)
+    await session.start()
+    status = await until(lambda: (s := session.status())["status"] == "disconnected" and s)
+    assert status["retrying"] is True
+    assert status["nextRetryAt"] is not None
+    await asyncio.sleep(0.05)
+    assert len(script.engines) == 1  # it waits for its backoff
+
+
 async def test_crashed_engine_is_replaced_and_credentials_kept(make_session, store) -> None:
     make_credentials(store)
     script = EngineScript(ME)
@@ -217,17 +180,21 @@ async def test_crashed_engine_is_replaced_and_credentials_kept(make_session, sto
 
 
 async def test_dropped_connection_waits_for_the_engine_then_replaces_it(
-    make_session, store
+    make_session, store, clock
 ) -> None:
     make_credentials(store)
     script = EngineScript(ME)
-    session = make_session(script, reconnect_grace=0.1)
+    session = make_session(script, reconnect_grace=30)
     await session.start()
     await until(lambda: session.state is State.CONNECTED)
     script.on_start = []
     script.current.emit(p.Disconnected())
-    await until(lambda: session.state is State.DISCONNECTED)
-    assert session.status()["lastDisconnectReason"]["code"] == "connection_lost"
+    status = await until(lambda: (s := session.status())["status"] == "disconnected" and s)
+    assert status["lastDisconnectReason"]["code"] == "connection_lost"
+    assert status["retrying"] is True  # the engine's own reconnect, within its grace
+    await asyncio.sleep(0.05)
+    assert len(script.engines) == 1
+    clock.advance(31, session)
     second = await script.wait_for_engine(2)
     second.emit(ME)
     await until(lambda: session.state is State.CONNECTED)
@@ -237,7 +204,7 @@ async def test_dropped_connection_waits_for_the_engine_then_replaces_it(
 async def test_engine_reconnecting_by_itself_keeps_the_same_engine(make_session, store) -> None:
     make_credentials(store)
     script = EngineScript(ME)
-    session = make_session(script, reconnect_grace=5)
+    session = make_session(script)
     await session.start()
     await until(lambda: session.state is State.CONNECTED)
     script.current.emit(p.Disconnected(), ME)
@@ -282,45 +249,16 @@ async def test_refusals_that_need_an_operator_end_in_failed(
     assert reason["hint"]
     await asyncio.sleep(0.1)
     assert len(script.engines) == 1  # no retry loop against a refusal
+    assert session.status()["retrying"] is False
 
 
 async def test_temporary_ban_reason_says_when_it_ends(make_session) -> None:
-    script = EngineScript(p.TemporaryBan(ban_code=1, expires_in=3600))
-    session = make_session(script)
+    session = make_session(EngineScript(p.TemporaryBan(ban_code=1, expires_in=3600)))
     await session.start()
     await until(lambda: session.state is State.FAILED)
     reason = session.status()["lastDisconnectReason"]
     assert "too many people" in reason["message"]
     assert "3600 s" in reason["hint"]
-
-
-async def test_unscanned_qr_batches_stop_after_the_cycle_cap(make_session) -> None:
-    script = EngineScript(QR1)
-    session = make_session(script, qr_max_cycles=2)
-    await session.start()
-    await until(lambda: session.state is State.QR_READY)
-    session.note_qr_demand()
-    script.current.emit(p.Disconnected())  # whatsmeow: refs ran out
-    second = await script.wait_for_engine(2)
-    await until(lambda: session.state is State.QR_READY)
-    second.emit(p.Disconnected())
-    await until(lambda: session.state is State.QR_TIMEOUT)
-    assert session.status()["lastDisconnectReason"]["code"] == "qr_timeout"
-    await asyncio.sleep(0.1)
-    assert len(script.engines) == 2
-
-
-async def test_unwatched_qr_batch_rests_in_qr_timeout_until_asked(make_session) -> None:
-    script = EngineScript(QR1)
-    session = make_session(script)
-    await session.start()
-    await until(lambda: session.state is State.QR_READY)
-    script.current.emit(p.Disconnected())
-    await until(lambda: session.state is State.QR_TIMEOUT)
-    assert len(script.engines) == 1
-    session.note_qr_demand()
-    await script.wait_for_engine(2)
-    await until(lambda: session.state is State.QR_READY)
 
 
 async def test_pairing_code_needs_a_running_link(make_session) -> None:
@@ -336,12 +274,22 @@ async def test_pairing_code_needs_a_running_link(make_session) -> None:
 
 async def test_pairing_code_is_refused_while_connected(make_session, store) -> None:
     make_credentials(store)
-    script = EngineScript(ME)
-    session = make_session(script)
+    session = make_session(EngineScript(ME))
     await session.start()
     await until(lambda: session.state is State.CONNECTED)
     with pytest.raises(SessionBusy):
         await session.pair_code("4915112345678")
+
+
+async def test_pairing_code_fails_fast_when_the_attempt_fails(make_session) -> None:
+    script = EngineScript()
+    session = make_session(script, backoff_min=30, backoff_max=30)
+    await session.start()
+    asking = asyncio.create_task(session.pair_code("4915112345678"))
+    await script.wait_for_engine(1)
+    script.current.emit(p.DialFailed(error="connection refused"))
+    with pytest.raises(SessionBusy, match="disconnected"):
+        await asyncio.wait_for(asking, 5)
 
 
 async def test_events_stream_every_state_change_and_rotation(make_session) -> None:
@@ -362,19 +310,5 @@ async def test_events_stream_every_state_change_and_rotation(make_session) -> No
     await script.wait_for_engine(1)
     script.current.emit(QR1, QR2)
     await asyncio.wait_for(watcher, 5)
-    assert ("qr", "qr_ready") in seen
     assert seen.count(("qr", "qr_ready")) == 2
     assert ("state", "qr_ready") in seen
-
-
-async def test_an_event_listener_alone_does_not_keep_qr_batches_coming(make_session) -> None:
-    script = EngineScript(QR1)
-    session = make_session(script)
-    listener = session.subscribe()
-    await anext(listener)  # the bridge listens all the time; that is not a person waiting
-    await session.start()
-    await until(lambda: session.state is State.QR_READY)
-    script.current.emit(p.Disconnected())
-    await until(lambda: session.state is State.QR_TIMEOUT)
-    assert len(script.engines) == 1
-    await listener.aclose()

@@ -13,14 +13,14 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from sse_starlette.sse import EventSourceResponse
 
 from waqr import __version__
 from waqr.api_models import PairCodeRequest
 from waqr.bot.registry import SessionRegistry
 from waqr.bot.session import Session
-from waqr.http_errors import install_error_handlers
+from waqr.http_errors import error_body, install_error_handlers
 from waqr.qr_render import qr_image_response
 
 
@@ -54,10 +54,19 @@ def create_app(registry: SessionRegistry, *, manage_lifecycle: bool = True) -> F
     app.state.registry = registry
     install_error_handlers(app)
 
-    @app.get("/health")
-    async def health() -> dict[str, str]:
-        """Liveness only: the process serves HTTP."""
-        return {"status": "ok"}
+    @app.get(
+        "/health",
+        responses={503: {"description": "A session is wedged; restart the process."}},
+    )
+    async def health() -> JSONResponse:
+        """Liveness: 200 while every session's actor runs and meets its deadlines; 503 with
+        the cause otherwise, so an orchestrator restarts the process."""
+        for name, session in registry.sessions.items():
+            cause = session.health()
+            if cause is not None:
+                body = error_body("session_unhealthy", f"session {name}: {cause}")
+                return JSONResponse({"status": "unhealthy", **body}, status_code=503)
+        return JSONResponse({"status": "ok"})
 
     @app.get("/status")
     async def status(session: SessionDep) -> dict[str, Any]:
@@ -99,20 +108,27 @@ def create_app(registry: SessionRegistry, *, manage_lifecycle: bool = True) -> F
     ) -> dict[str, Any]:
         """Reconnect in the background, keeping the credentials (unless ``reset=true``).
 
-        Overlapping calls coalesce into one engine restart."""
-        started = session.request_reconnect(reset=reset)
+        Overlapping calls coalesce into one engine restart. A call that arrives while a
+        logout or pairing is running is carried out after it (``queuedBehind`` says which)."""
+        result = await session.reconnect(reset=reset)
         return {
             "accepted": True,
-            "coalesced": not started,
+            "coalesced": not result.started,
             "reset": reset,
             "status": session.state.value,
+            "queuedBehind": result.queued_behind,
         }
 
     @app.post("/logout")
     async def logout(session: SessionDep) -> dict[str, Any]:
         """Unlink the device at WhatsApp (when connected), wipe credentials, offer a new link."""
-        unlinked = await session.logout()
-        return {"loggedOut": True, "unlinkedAtWhatsApp": unlinked, "status": session.state.value}
+        result = await session.logout()
+        return {
+            "loggedOut": True,
+            "unlinkedAtWhatsApp": result.unlinked,
+            "status": session.state.value,
+            "queuedBehind": result.queued_behind,
+        }
 
     @app.post("/pair-code")
     async def pair_code(session: SessionDep, body: PairCodeRequest) -> dict[str, Any]:

@@ -104,6 +104,35 @@ _TABLE: dict[str, tuple[str, str]] = {
         "WhatsApp stopped answering keepalive pings.",
         "Usually a flaky network; waqr reconnects by itself if it does not recover.",
     ),
+    "qr_batch_exhausted": (
+        "The batch of QR codes ran out unscanned; someone is waiting, so waqr is fetching "
+        "a new one.",
+        "Scan the new QR code when it appears.",
+    ),
+    "login_stalled": (
+        "The engine stopped making progress while logging in (after linking, or with saved "
+        "credentials).",
+        "Nothing to do: waqr replaced the engine and keeps the credentials.",
+    ),
+    "engine_unresponsive": (
+        "The WhatsApp engine stopped answering and was replaced.",
+        "Nothing to do: credentials are kept and a fresh engine is started. If it repeats, "
+        "report it with the logs.",
+    ),
+    "engine_protocol_error": (
+        "The WhatsApp engine process sent something unreadable and was replaced.",
+        "Nothing to do: credentials are kept and a fresh engine is started. If it repeats, "
+        "report it with the logs.",
+    ),
+    "engine_start_failed": (
+        "The WhatsApp engine process could not be started.",
+        "Check the host's limits (open files, processes, memory) and disk space; waqr "
+        "retries with backoff.",
+    ),
+    "internal_error": (
+        "waqr hit an unexpected error in this session.",
+        "Nothing to do: the session retries with backoff. Please report it with the logs.",
+    ),
     "qr_timeout": (
         "No one scanned the QR codes; waqr stopped asking WhatsApp for more.",
         "Ask for a QR again (GET /qr or the UI) when you are ready to scan.",
@@ -119,8 +148,16 @@ _TABLE: dict[str, tuple[str, str]] = {
 }
 
 
+_UNKNOWN = (
+    "The WhatsApp engine ended unexpectedly.",
+    "Nothing to do: waqr retries with backoff. If it repeats, report it with the logs.",
+)
+
+
 def reason(code: str, *, detail: str | None = None) -> Reason:
-    message, hint = _TABLE[code]
+    """The reason for ``code``; a code this table does not know (an engine's own word for
+    its end) still gets a message and a hint, never an error."""
+    message, hint = _TABLE.get(code, _UNKNOWN)
     return Reason(code=code, message=message, hint=hint, detail=detail)
 
 

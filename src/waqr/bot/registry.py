@@ -6,7 +6,8 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
-from waqr.bot.session import Session, SessionPolicy
+from waqr.bot.policy import SessionPolicy
+from waqr.bot.session import Session
 from waqr.bot.store import SessionStore
 from waqr.engine.protocol import Engine, EngineConfig
 from waqr.engine.supervisor import ChildEngine
@@ -23,23 +24,36 @@ def child_engine_maker(settings: Settings) -> EngineMaker:
             config,
             start_timeout=settings.engine_start_timeout,
             stop_timeout=settings.engine_stop_timeout,
+            command_timeout=settings.engine_command_timeout,
         )
 
     return make
+
+
+def session_policy(settings: Settings) -> SessionPolicy:
+    """The session's deadlines from the settings; each backstop sits past the bound of the
+    mechanism it backs (the engine's start watchdog, its command timeout, its stop)."""
+    start, stop = settings.engine_start_timeout, settings.engine_stop_timeout
+    return SessionPolicy(
+        backoff_min=settings.reconnect_backoff_min,
+        backoff_max=settings.reconnect_backoff_max,
+        qr_demand_window=settings.qr_demand_window,
+        qr_max_cycles=settings.qr_max_cycles,
+        dial_timeout=start + stop + 5,
+        login_timeout=settings.login_timeout,
+        reconnect_grace=start,
+        ping_interval=settings.engine_ping_interval,
+        command_bound=settings.engine_command_timeout + stop + 5,
+        stop_bound=stop + 10,
+        via_proxy=settings.wa_proxy is not None,
+    )
 
 
 class SessionRegistry:
     def __init__(self, settings: Settings, make_engine: EngineMaker | None = None) -> None:
         self.settings = settings
         self.make_engine = make_engine or child_engine_maker(settings)
-        self.policy = SessionPolicy(
-            backoff_min=settings.reconnect_backoff_min,
-            backoff_max=settings.reconnect_backoff_max,
-            qr_demand_window=settings.qr_demand_window,
-            qr_max_cycles=settings.qr_max_cycles,
-            reconnect_grace=settings.engine_start_timeout,
-            via_proxy=settings.wa_proxy is not None,
-        )
+        self.policy = session_policy(settings)
         self.sessions: dict[str, Session] = {}
         self._locked: list[SessionStore] = []
 

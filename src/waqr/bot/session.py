@@ -1,60 +1,58 @@
-"""One WhatsApp session: the state machine between the HTTP API and the engine.
+"""One WhatsApp session: an actor that owns the session's state and its clock.
 
-The session never imports neonize; it drives an :class:`~waqr.engine.protocol.Engine`
-made by a factory, one per connection attempt, and maps the engine's typed events to
-states and reasons (this module is the one place that mapping lives).
+One task (the actor) owns everything here and reads one queue (``inbox.py``): the API's
+commands (reconnect, relink, logout, pairing code, QR demand, close), the events of the
+engine it runs, and the results of engine calls it started. Nothing else writes the state,
+so there is no lock and no flag to race on; the HTTP handlers put a command in and await
+its reply.
 
-One driver task runs attempts in sequence. Requests from the API (reconnect, relink,
-logout, pairing code, QR demand) never touch the engine's lifecycle directly: they leave a
-restart request and wake the driver, so concurrent requests coalesce into one engine
-restart and credentials are wiped only when no engine holds them open.
+Liveness is the session's, not the engine's: whatsmeow goes silent in ordinary situations
+(a QR batch running out, a socket closed right after 515, a hung call), so every waiting
+state has a deadline (``policy.py``) and the queue is read with a timeout equal to the
+nearest one; a deadline passing is just another input. Engine calls run as tasks whose
+results come back through the queue, so a hung call never blocks the actor, and every step
+is guarded: an exception becomes the reason ``internal_error`` and a retry, never a dead loop.
+
+The session never imports neonize; it drives an :class:`~waqr.engine.protocol.Engine` made
+by a factory, one per connection attempt, and this module is the one place where engine
+events become states and reasons.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from enum import Enum, auto
 from typing import Any
 
 from waqr.backoff import Backoff
+from waqr.bot import inbox as i
 from waqr.bot import reasons
+from waqr.bot.policy import SessionPolicy
 from waqr.bot.reasons import Reason
 from waqr.bot.states import LINKING, RESTING, State
-from waqr.bot.store import SavedQr, SessionStore
+from waqr.bot.store import SessionStore
 from waqr.engine import protocol as p
-from waqr.errors import EngineCommandFailed, SessionBusy
+from waqr.errors import EngineUnresponsive, SessionBusy, SessionUnavailable
 from waqr.logs import log_event
 from waqr.redact import mask_phone
 from waqr.tasks import cancel, spawn
 
 log = logging.getLogger("waqr.session")
 
-
-@dataclass(frozen=True, slots=True)
-class SessionPolicy:
-    backoff_min: float = 1.0
-    backoff_max: float = 60.0
-    qr_demand_window: float = 180.0
-    qr_max_cycles: int = 3
-    # How long whatsmeow may try to get a lost connection back by itself before the
-    # session replaces the engine.
-    reconnect_grace: float = 30.0
-    # How long POST /pair-code waits for an engine to be ready to pair.
-    pair_wait: float = 45.0
-    # Whether the engine dials through WA_PROXY (changes how dial errors read).
-    via_proxy: bool = False
+__all__ = ["LiveQr", "PairingCode", "Session", "SessionPolicy"]
 
 
 @dataclass(frozen=True, slots=True)
 class LiveQr:
     code: str
-    issued_at: float
-    expires_at: float
+    expires_at: float  # on the session's clock
 
     def expires_in(self, now: float) -> float:
         return max(0.0, self.expires_at - now)
@@ -64,36 +62,7 @@ class LiveQr:
 class PairingCode:
     code: str
     phone_masked: str
-    issued_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class _Restart:
-    wipe: bool
-    reason: Reason | None
-    state: State
-
-
-class _Outcome(Enum):
-    RETRY = auto()  # back off, then a fresh engine
-    QR_EXHAUSTED = auto()  # the batch of QR refs ran out unscanned
-    FRESH_LINK = auto()  # logged out: wipe and offer a new QR at once
-    FAILED = auto()  # needs an operator
-    RESTART = auto()  # a request asked for it
-
-
-# Engine events that end a requested reconnect's "in progress" window.
-_SETTLING = (
-    p.QrIssued,
-    p.Connected,
-    p.LoggedOut,
-    p.TemporaryBan,
-    p.ClientOutdated,
-    p.ConnectFailure,
-    p.StreamReplaced,
-    p.Disconnected,
-    p.DialFailed,
-)
+    issued_at: float  # unix seconds
 
 
 # GET /qr's status when no QR is live: a QR may still come ("not_ready", "connecting"), or
@@ -106,6 +75,19 @@ _NO_QR_STATUS = {
     State.PAIRING_CODE: "not_ready",
     State.CONNECTING: "connecting",
 }
+
+# Refusals that need an operator: the session rests in `failed` until asked again.
+_REFUSALS = (p.TemporaryBan, p.ClientOutdated, p.ConnectFailure, p.StreamReplaced)
+# Events that do not settle a requested restart (they are not an outcome of the attempt).
+_NOT_SETTLING = (p.PairSuccess, p.StreamError, p.KeepAliveTimeout, p.KeepAliveRestored)
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    name: str
+    command: i.Command | None
+    task: asyncio.Task[None]
+    token: object  # tells this call's result from a cancelled predecessor's
 
 
 def iso(ts: float | None) -> str | None:
@@ -122,74 +104,108 @@ class Session:
         engine_factory: Callable[[], p.Engine],
         policy: SessionPolicy,
         *,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name
         self.store = store
         self.engine_factory = engine_factory
         self.policy = policy
-        self.clock = clock
+        self.clock = clock  # deadlines; wall times are derived from it (see _wall)
+        # --- what the API reads (written only by the actor) ---------------------------------
         self.state = State.STARTING
         self.since = clock()
         self.reason: Reason | None = None
         self.account: dict[str, str | None] | None = None
         self.qr: LiveQr | None = None
         self.pairing: PairingCode | None = None
-        self.next_retry_at: float | None = None
         self.engine_starts = 0
         self.keepalive_failing = False
         self.has_credentials = False
         self.last_action: dict[str, str | None] | None = None
+        # --- the actor's own ----------------------------------------------------------------
+        self._inbox: asyncio.Queue[i.Input] = asyncio.Queue()
+        self._actor: asyncio.Task[None] | None = None
         self._engine: p.Engine | None = None
-        self._restart: _Restart | None = None
-        # True from a restart request until the engine it starts reports an outcome (QR,
-        # connection, refusal, exit): requests in that window coalesce into it.
-        self._restart_in_flight = False
-        self._wake = asyncio.Event()
-        self._changed = asyncio.Condition()
+        self._heard_from_engine = False  # the current engine reported something
+        self._linked_in_attempt = False  # PairSuccess seen from the current engine
+        self._retiring: dict[p.Engine, float] = {}  # engines being stopped -> give-up time
+        self._start_at: float | None = None  # when to start the next engine (None: rest)
+        self._wipe_first = False  # wipe credentials before the next engine starts
+        self._deadline: float | None = None  # the current state's deadline
+        self._next_ping: float | None = None
+        self._restart_in_flight: str | None = None  # "reconnect"/"wipe" until it settles
+        self._stream_error: Reason | None = None
+        self._call: _Call | None = None  # a pair or unlink running; commands wait behind it
+        self._probe: _Call | None = None  # an engine ping running
+        self._deferred: deque[i.Request] = deque()
+        self._waiting_pair: tuple[i.PairCode, float] | None = None
+        self._after_unlink: tuple[State, Reason] | None = None
+        self._closing: i.Close | None = None
         self._backoff = Backoff(policy.backoff_min, policy.backoff_max)
         self._qr_cycles = 0
         self._last_demand: float | None = None
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
-        self._driver: asyncio.Task[None] | None = None
-        self._grace: asyncio.Task[None] | None = None
-        self._op_lock = asyncio.Lock()
-        self._unlinking = False  # a relink/logout is unlinking the device at WhatsApp
 
-    # --- lifecycle --------------------------------------------------------------------------
+    # === lifecycle ==========================================================================
     async def start(self) -> None:
         self.has_credentials = await asyncio.to_thread(self.store.has_credentials)
-        stale = await asyncio.to_thread(self.store.load_qr)
-        if stale is not None:
-            # The QR belonged to an engine that is gone with the previous process; the
-            # server will never accept its ref again, so it is not served (promise 1).
-            log_event(log, "discarded QR of the previous run", session=self.name)
-            await asyncio.to_thread(self.store.save_qr, None)
-        self._driver = spawn(self._drive(), name=f"session-{self.name}")
+        self._start_at = self.clock()
+        self._actor = spawn(self._run(), name=f"session-{self.name}")
 
     async def close(self) -> None:
-        engine = self._engine  # the driver forgets it when cancelled
-        await cancel(self._driver)
-        await cancel(self._grace)
-        if engine is not None:
-            await engine.stop()
-        self._engine = None
+        """Stop the engine (bounded) and end the actor."""
+        actor = self._actor
+        if actor is None or actor.done():
+            return
+        command = i.Close()
+        self._inbox.put_nowait(command)
+        bound = self.policy.stop_bound + 5
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.shield(command.reply), bound)
+        await cancel(actor)
 
-    # --- what the API reads -----------------------------------------------------------------
+    def health(self) -> str | None:
+        """None when the session is sound; else why the process should be restarted."""
+        actor = self._actor
+        if actor is not None and actor.done():
+            if actor.cancelled():
+                return "the session actor was cancelled"
+            return f"the session actor stopped: {actor.exception()!r}"
+        deadline = self._nearest_deadline()
+        if deadline is not None and self.clock() > deadline + self.policy.health_margin:
+            late = self.clock() - deadline
+            return f"the session is {late:.0f} s past a deadline in state {self.state.value}"
+        return None
+
+    # === what the API reads =================================================================
     def current_qr(self) -> LiveQr | None:
         """The QR the engine holds now, if it is still alive."""
         if self.state in LINKING and self.qr is not None and self.qr.expires_at > self.clock():
             return self.qr
         return None
 
+    def _wall(self, at: float) -> float:
+        """A time on the session's clock as unix seconds."""
+        return time.time() - (self.clock() - at)
+
+    def _retry_at(self) -> float | None:
+        """When the session will act by itself while disconnected: a scheduled engine start,
+        or the end of the running engine's reconnect grace."""
+        if self.state is not State.DISCONNECTED:
+            return None
+        if self._engine is None:
+            return self._start_at
+        return self._deadline
+
     def status(self) -> dict[str, Any]:
         now = self.clock()
         qr = self.current_qr()
+        retry_at = self._retry_at()
         return {
             "session": self.name,
             "connected": self.state is State.CONNECTED,
             "status": self.state.value,
-            "since": iso(self.since),
+            "since": iso(self._wall(self.since)),
             "lastDisconnectReason": self.reason.as_json() if self.reason else None,
             "lastDisconnectAt": iso(self.reason.at) if self.reason else None,
             "account": (
@@ -204,7 +220,9 @@ class Session:
                 if self.pairing and self.state is State.PAIRING_CODE
                 else None
             ),
-            "nextRetryAt": iso(self.next_retry_at),
+            "retrying": retry_at is not None,
+            "nextRetryAt": iso(self._wall(retry_at)) if retry_at is not None else None,
+            "deadlineAt": iso(self._wall(self._deadline)) if self._deadline is not None else None,
             "keepaliveFailing": self.keepalive_failing,
             "lastAction": self.last_action,
             "engine": {
@@ -212,6 +230,19 @@ class Session:
                 "pid": self._engine.pid if self._engine is not None else None,
                 "starts": self.engine_starts,
             },
+        }
+
+    def qr_payload(self) -> dict[str, Any]:
+        """``GET /qr``'s body: the live QR with its true remaining lifetime."""
+        qr = self.current_qr()
+        if qr is not None:
+            state = "pairing_code" if self.state is State.PAIRING_CODE else "qr_ready"
+            expires_in = round(qr.expires_in(self.clock()), 1)
+            return {"status": state, "qr": qr.code, "expires_in": expires_in}
+        return {
+            "status": _NO_QR_STATUS.get(self.state, self.state.value),
+            "qr": None,
+            "expires_in": None,
         }
 
     async def subscribe(self) -> AsyncIterator[dict[str, Any]]:
@@ -226,89 +257,613 @@ class Session:
         finally:
             self._subscribers.discard(queue)
 
-    # --- requests ---------------------------------------------------------------------------
+    # === requests (the API's side of the queue) ============================================
     def note_qr_demand(self) -> None:
         """Someone asked for a QR: keep QR batches coming, and wake a timed-out session."""
-        self._last_demand = self.clock()
-        if self.state is State.QR_TIMEOUT:
-            self._qr_cycles = 0
-            self._wake.set()
+        self._inbox.put_nowait(i.Demand())
 
-    def request_reconnect(self, *, reset: bool = False) -> bool:
-        """Restart the engine (keeping credentials unless ``reset``). Returns False when the
-        request was folded into one already pending."""
-        if reset:
-            # A relink first unlinks the old device at WhatsApp (best effort), so dead
-            # entries do not pile up in the phone's Linked devices (WhatsApp allows four).
-            if self._unlinking:
-                return False
-            self._unlinking = True
-            why = reasons.reason("reset_requested")
-            spawn(self._unlink_and_restart(why, State.STARTING), name=f"session-{self.name}-reset")
-            return True
-        # A plain reconnect is an action, not a cause: lastDisconnectReason keeps saying why
-        # the session was down (a keepalive nudge must not hide it).
-        return self._request_restart(wipe=False, reason=None, state=State.CONNECTING)
+    def check_deadlines(self) -> None:
+        """Look at the clock again now (for a clock that jumps, as tests' does)."""
+        self._inbox.put_nowait(i.Tick())
 
-    async def logout(self) -> bool:
-        """Unlink at WhatsApp when connected, wipe credentials, offer a fresh link. Returns
-        whether WhatsApp confirmed the unlink."""
-        self._unlinking = True
-        return await self._unlink_and_restart(reasons.reason("logout_requested"), State.LOGGED_OUT)
+    async def reconnect(self, *, reset: bool = False) -> i.ReconnectResult:
+        """Restart the engine, keeping credentials unless ``reset`` (relink: unlink the old
+        device at WhatsApp, best effort, then wipe). Answers as soon as the restart is
+        under way; ``started`` is False when it was folded into one already running."""
+        result: i.ReconnectResult = await self._ask(i.Reconnect(reset=reset))
+        return result
 
-    async def _unlink_and_restart(self, why: Reason, state: State) -> bool:
-        async with self._op_lock:
-            engine = self._engine
-            unlinked = False
-            try:
-                if self.state is State.CONNECTED and engine is not None:
-                    await engine.logout()
-                    unlinked = True
-            except EngineCommandFailed as exc:
-                log_event(
-                    log,
-                    "unlink at WhatsApp failed; wiping locally",
-                    level=logging.WARNING,
-                    session=self.name,
-                    error=str(exc),
-                )
-            finally:
-                self._unlinking = False
-            self._request_restart(wipe=True, reason=why, state=state)
-            return unlinked
+    async def logout(self) -> i.LogoutResult:
+        """Unlink at WhatsApp when connected, wipe credentials, offer a fresh link."""
+        result: i.LogoutResult = await self._ask(i.Logout())
+        return result
 
     async def pair_code(self, phone_digits: str) -> PairingCode:
-        """Ask the engine for a pairing code for ``phone_digits`` (E.164 digits, no '+')."""
-        async with self._op_lock:
-            if self.state is State.CONNECTED:
-                raise SessionBusy("the session is already linked; log out first to link another")
-            if self.has_credentials and self.state not in LINKING:
-                raise SessionBusy(
+        """A pairing code for ``phone_digits`` (E.164 digits, no '+')."""
+        result: PairingCode = await self._ask(i.PairCode(phone_digits=phone_digits))
+        return result
+
+    async def _ask(self, command: i.Request) -> Any:
+        actor = self._actor
+        if actor is None or actor.done():
+            raise SessionUnavailable("the session is not running")
+        self._inbox.put_nowait(command)
+        # The actor answers every command within its own bounds; this only guards against an
+        # actor that died with the command in its queue.
+        bound = self.policy.pair_wait + 2 * self.policy.command_bound + 10
+        done, _ = await asyncio.wait(
+            {command.reply, actor}, timeout=bound, return_when="FIRST_COMPLETED"
+        )
+        if command.reply in done:
+            return command.reply.result()
+        command.reply.cancel()
+        raise SessionUnavailable("the session did not answer; see /health")
+
+    # === the actor ==========================================================================
+    async def _run(self) -> None:
+        await self._step(self._advance)
+        while self._closing is None or self._engine is not None or self._retiring:
+            deadline = self._nearest_deadline()
+            try:
+                if deadline is None:
+                    item: i.Input = await self._inbox.get()
+                else:
+                    timeout = max(0.0, deadline - self.clock())
+                    item = await asyncio.wait_for(self._inbox.get(), timeout)
+            except TimeoutError:
+                item = i.Tick()
+            await self._step(functools.partial(self._handle, item), item)
+            await self._step(self._advance)
+        if self._closing is not None:
+            self._closing.answer(None)
+
+    async def _step(self, work: Callable[[], Awaitable[None]], item: i.Input | None = None) -> None:
+        try:
+            await work()
+        except Exception as exc:
+            log.exception("session step failed", extra={"session": self.name})
+            if isinstance(item, i.Command):
+                item.refuse(SessionUnavailable(f"internal error: {type(exc).__name__}"))
+            try:
+                self._internal_error(exc)
+            except Exception:
+                log.exception("session recovery failed", extra={"session": self.name})
+
+    def _internal_error(self, exc: Exception) -> None:
+        why = reasons.reason("internal_error", detail=f"{type(exc).__name__}: {exc}")
+        self._cancel_call("internal error")
+        if self._engine is not None:
+            self._retire(self._engine)
+        self._schedule_retry(why)
+
+    def _nearest_deadline(self) -> float | None:
+        times = [*self._retiring.values()]
+        if self._deadline is not None:
+            times.append(self._deadline)
+        if self._next_ping is not None and self._probe is None and self._call is None:
+            times.append(self._next_ping)
+        if self._waiting_pair is not None:
+            times.append(self._waiting_pair[1])
+        if self._engine is None and not self._retiring and self._start_at is not None:
+            times.append(self._start_at)
+        return min(times) if times else None
+
+    async def _handle(self, item: i.Input) -> None:
+        match item:
+            case i.FromEngine(engine=engine, event=event):
+                if engine is self._engine:
+                    await self._on_event(engine, event)
+                elif isinstance(event, p.EngineExited):
+                    self._retiring.pop(engine, None)
+            case i.CallDone():
+                await self._on_call_done(item)
+            case i.Demand():
+                self._last_demand = self.clock()
+                if self.state is State.QR_TIMEOUT and self._closing is None:
+                    self._qr_cycles = 0
+                    self._start_at = self.clock()
+            case i.Tick():
+                pass
+            case i.Close():
+                self._closing = item
+                self._cancel_call("the service is stopping")
+                self._refuse_pending(SessionUnavailable("the service is stopping"))
+                self._start_at = None
+                if self._engine is not None:
+                    self._retire(self._engine)
+            case i.Command() if self._closing is not None:
+                item.refuse(SessionUnavailable("the service is stopping"))
+            case i.Command() if self._call is not None:
+                item.queued_behind = self._call.name
+                self._deferred.append(item)
+            case i.Reconnect(reset=False):
+                self._on_reconnect(item)
+            case i.Reconnect(reset=True) | i.Logout():
+                await self._on_unlink_request(item)
+            case i.PairCode():
+                self._on_pair_code(item)
+
+    async def _advance(self) -> None:
+        """Act on whatever the clock says is due."""
+        now = self.clock()
+        for engine, give_up in list(self._retiring.items()):
+            if now >= give_up:
+                log_event(
+                    log,
+                    "engine did not stop in time; forgetting it",
+                    level=logging.ERROR,
+                    session=self.name,
+                )
+                del self._retiring[engine]
+        if self._waiting_pair is not None and now >= self._waiting_pair[1]:
+            command, _ = self._waiting_pair
+            self._waiting_pair = None
+            command.refuse(SessionBusy(self._cannot_pair_now("no engine was ready to pair")))
+        if self._deadline is not None and now >= self._deadline:
+            self._deadline = None
+            self._deadline_passed()
+        if (
+            self._engine is not None
+            and self._next_ping is not None
+            and now >= self._next_ping
+            and self._probe is None
+            and self._call is None
+        ):
+            self._probe = self._start_ping(self._engine)
+        if (
+            self._closing is None
+            and self._engine is None
+            and not self._retiring
+            and self._start_at is not None
+            and now >= self._start_at
+        ):
+            await self._start_engine()
+        while self._deferred and self._call is None:
+            await self._handle(self._deferred.popleft())
+
+    # === engine lifecycle ===================================================================
+    async def _start_engine(self) -> None:
+        self._start_at = None
+        if self._wipe_first:
+            await self._wipe()
+        self.qr = None
+        self._heard_from_engine = False
+        self._linked_in_attempt = False
+        self._stream_error = None
+        self.keepalive_failing = False
+        engine = self.engine_factory()
+        self._engine = engine
+        self.engine_starts += 1
+        self._next_ping = self.clock() + self.policy.ping_interval
+        state = self.state if self.state in (State.LOGGED_OUT, State.STARTING) else None
+        self._set_state(state or State.CONNECTING)
+        self._deadline = self.clock() + self.policy.dial_timeout
+        spawn(self._pump(engine), name=f"session-{self.name}-engine-{self.engine_starts}")
+
+    async def _pump(self, engine: p.Engine) -> None:
+        """Start ``engine`` and forward its events; whatever happens, the actor hears of its
+        end exactly as an EngineExited."""
+        ended = False
+        try:
+            await engine.start()
+            async for event in engine.events():
+                self._inbox.put_nowait(i.FromEngine(engine, event))
+                ended = isinstance(event, p.EngineExited)
+                if ended:
+                    return
+        except Exception as exc:
+            log_event(
+                log,
+                "engine failed",
+                level=logging.WARNING,
+                session=self.name,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(engine.stop(), self.policy.stop_bound)
+            gone = p.EngineExited(
+                expected=False, reason="engine_start_failed", detail=f"{type(exc).__name__}: {exc}"
+            )
+            self._inbox.put_nowait(i.FromEngine(engine, gone))
+            ended = True
+        finally:
+            if not ended:  # cancelled, or the stream ended without a last word
+                gone = p.EngineExited(
+                    expected=False, reason="engine_crashed", detail="no exit event"
+                )
+                self._inbox.put_nowait(i.FromEngine(engine, gone))
+
+    def _retire(self, engine: p.Engine) -> None:
+        """Stop ``engine`` in the background; the next one starts once it is gone."""
+        if engine is self._engine:
+            self._engine = None
+            self._deadline = None
+            self._next_ping = None
+        if engine in self._retiring:
+            return
+        self._retiring[engine] = self.clock() + self.policy.stop_bound
+        spawn(engine.stop(), name=f"session-{self.name}-stop")
+
+    async def _wipe(self) -> None:
+        self._wipe_first = False
+        await asyncio.to_thread(self.store.wipe_credentials)
+        self.has_credentials = False
+        self.account = None
+        log_event(log, "credentials wiped", session=self.name)
+
+    def _schedule_retry(self, why: Reason | None) -> None:
+        delay = self._backoff.next_delay()
+        self._start_at = self.clock() + delay
+        self.qr = None
+        self._set_state(State.DISCONNECTED, why)
+        self._refuse_waiting_pair()
+
+    def _rest(self, state: State, why: Reason | None) -> None:
+        self._start_at = None
+        self.qr = None
+        self._set_state(state, why)
+        self._refuse_waiting_pair()
+
+    # === engine events ======================================================================
+    async def _on_event(self, engine: p.Engine, event: p.EngineEvent) -> None:
+        self._heard_from_engine = True
+        if not isinstance(event, _NOT_SETTLING):
+            self._restart_in_flight = None
+        match event:
+            case p.QrIssued():
+                self._on_qr(engine, event)
+            case p.PairSuccess():
+                self.qr = None
+                self.pairing = None
+                self.has_credentials = True
+                self._linked_in_attempt = True
+                self._set_state(State.CONNECTING)
+                self._deadline = self.clock() + self.policy.login_timeout
+            case p.Connected(jid=jid, push_name=push_name):
+                self.qr = None
+                self.pairing = None
+                self.account = {"jid": jid, "pushName": push_name}
+                self.has_credentials = True
+                self._backoff.reset()
+                self._qr_cycles = 0
+                self._deadline = None
+                self._set_state(State.CONNECTED)
+                self._refuse_waiting_pair()
+            case p.LoggedOut(code=status):
+                why = reasons.logged_out_reason(status)
+                self._retire(engine)
+                self._wipe_first = True  # whatsmeow deleted the device from its store
+                if why.code == "logged_out":
+                    self._start_at = self.clock()  # offer a fresh link at once
+                    self._set_state(State.LOGGED_OUT, why)
+                else:
+                    self._rest(State.FAILED, why)
+            case p.TemporaryBan(ban_code=ban_code, expires_in=expires_in):
+                self._refuse_login(engine, reasons.temporary_ban_reason(ban_code, expires_in))
+            case p.ClientOutdated():
+                self._refuse_login(engine, reasons.reason("client_outdated"))
+            case p.ConnectFailure(code=status, message=message):
+                self._refuse_login(engine, reasons.connect_failure_reason(status, message))
+            case p.StreamReplaced():
+                self._refuse_login(engine, reasons.reason("stream_replaced"))
+            case p.ServerUnavailable(code=status):
+                # whatsmeow would retry by itself at once, in bursts; the session's own
+                # backoff spaces the logins instead.
+                self._retire(engine)
+                why = reasons.reason("server_unavailable", detail=f"status {status}")
+                self._schedule_retry(why)
+            case p.StreamError(code=code):
+                self._stream_error = reasons.reason("stream_error", detail=f"code {code}")
+            case p.KeepAliveTimeout():
+                self.keepalive_failing = True
+            case p.KeepAliveRestored():
+                self.keepalive_failing = False
+            case p.Disconnected():
+                self._on_disconnected(engine)
+            case p.DialFailed(error=error):
+                self._retire(engine)
+                why = reasons.dial_failure_reason(error, via_proxy=self.policy.via_proxy)
+                self._schedule_retry(why)
+            case p.EngineExited(reason=code, detail=detail):
+                self._retiring.pop(engine, None)
+                self._engine = None
+                self._deadline = None
+                self._next_ping = None
+                log_event(log, "engine gone", session=self.name, reason=code, detail=detail)
+                why = reasons.reason(code, detail=detail)
+                if code == "engine_unavailable":
+                    self._rest(State.FAILED, why)
+                else:
+                    self._schedule_retry(why)
+
+    def _on_qr(self, engine: p.Engine, event: p.QrIssued) -> None:
+        now = self.clock()
+        age = min(max(0.0, time.time() - event.issued_at), event.lifetime)
+        self.qr = LiveQr(event.code, now + event.lifetime - age)
+        self._backoff.reset()
+        if self.state is not State.PAIRING_CODE:
+            self._set_state(State.QR_READY)
+        self._deadline = self.qr.expires_at + self.policy.qr_grace
+        self._publish({"type": "qr", "data": self.qr_payload()})
+        if self._waiting_pair is not None and self._call is None:
+            command, _ = self._waiting_pair
+            self._waiting_pair = None
+            self._start_pair(engine, command)
+
+    def _refuse_login(self, engine: p.Engine, why: Reason) -> None:
+        self._retire(engine)
+        self._rest(State.FAILED, why)
+
+    def _on_disconnected(self, engine: p.Engine) -> None:
+        why = self._stream_error or reasons.reason("connection_lost")
+        self._stream_error = None
+        if self.state in LINKING:
+            # An unpaired whatsmeow never reconnects by itself (client.go autoReconnect).
+            self._retire(engine)
+            if self.current_qr() is None:
+                self._batch_exhausted()
+            else:
+                self._schedule_retry(why)
+        elif self.state is State.CONNECTED:
+            # whatsmeow reconnects by itself after a drop; give it a grace period.
+            self._set_state(State.DISCONNECTED, why)
+            self._deadline = self.clock() + self.policy.reconnect_grace
+        # While connecting, whatsmeow redials by itself (or not: the deadline decides).
+
+    # === deadlines ==========================================================================
+    def _deadline_passed(self) -> None:
+        engine = self._engine
+        if engine is None:
+            return
+        if self.state in LINKING:
+            log_event(log, "QR batch ran out", session=self.name)
+            self._retire(engine)
+            self._batch_exhausted()
+            return
+        if self.state is State.DISCONNECTED:
+            log_event(log, "engine did not reconnect in time; replacing it", session=self.name)
+            self._retire(engine)
+            self._schedule_retry(self.reason)
+            return
+        if self._linked_in_attempt:
+            code = "login_stalled"
+        elif self._heard_from_engine:
+            code = "login_stalled" if self.has_credentials else "connect_timeout"
+        else:
+            code = "connect_timeout"
+        waited = self.policy.login_timeout if self._linked_in_attempt else self.policy.dial_timeout
+        log_event(
+            log, "engine made no progress in time; replacing it", session=self.name, reason=code
+        )
+        self._retire(engine)
+        self._schedule_retry(reasons.reason(code, detail=f"no progress within {waited:g} s"))
+
+    def _batch_exhausted(self) -> None:
+        self._qr_cycles += 1
+        self.qr = None
+        self.pairing = None
+        if self._demand_is_recent() and self._qr_cycles < self.policy.qr_max_cycles:
+            log_event(
+                log,
+                "someone is waiting; fetching a new QR batch",
+                session=self.name,
+                cycle=self._qr_cycles,
+            )
+            self._start_at = self.clock()
+            self._set_state(State.CONNECTING, reasons.reason("qr_batch_exhausted"))
+        else:
+            self._rest(State.QR_TIMEOUT, reasons.reason("qr_timeout"))
+
+    def _demand_is_recent(self) -> bool:
+        # Event subscribers do not count: the bridge listens all the time; a person waiting
+        # shows by asking for the QR (GET /qr, the images, a pairing code).
+        last = self._last_demand
+        return last is not None and self.clock() - last <= self.policy.qr_demand_window
+
+    # === commands ===========================================================================
+    def _on_reconnect(self, command: i.Reconnect) -> None:
+        if self._restart_in_flight is not None:
+            command.answer(i.ReconnectResult(started=False, queued_behind=command.queued_behind))
+            return
+        self._record_action("reconnect")
+        log_event(log, "restart requested", session=self.name, action="reconnect")
+        # A plain reconnect is an action, not a cause: lastDisconnectReason keeps saying why
+        # the session was down (a keepalive nudge must not hide it).
+        self._restart(State.CONNECTING, None, kind="reconnect")
+        command.answer(i.ReconnectResult(started=True, queued_behind=command.queued_behind))
+
+    def _restart(self, state: State, why: Reason | None, *, kind: str) -> None:
+        self._restart_in_flight = kind
+        self._backoff.reset()
+        self._qr_cycles = 0
+        self.pairing = None
+        self._refuse_waiting_pair()
+        if self._engine is not None:
+            self._retire(self._engine)
+        self._start_at = self.clock()
+        self.qr = None
+        self._set_state(state, why)
+
+    async def _on_unlink_request(self, command: i.Reconnect | i.Logout) -> None:
+        relink = isinstance(command, i.Reconnect)
+        if relink and self._restart_in_flight == "wipe":
+            command.answer(i.ReconnectResult(started=False, queued_behind=command.queued_behind))
+            return
+        code = "reset_requested" if relink else "logout_requested"
+        self._record_action(code)
+        log_event(log, "restart requested", session=self.name, action=code)
+        after = (State.STARTING if relink else State.LOGGED_OUT, reasons.reason(code))
+        engine = self._engine
+        if self.state is State.CONNECTED and engine is not None:
+            # Unlink the old device at WhatsApp first (best effort), so dead entries do not
+            # pile up in the phone's Linked devices (WhatsApp allows four).
+            self._after_unlink = after
+            self._call = self._start_call("logout", engine, engine.logout(), command)
+            if relink:  # a relink answers at once; a logout answers with the unlink's result
+                command.answer(i.ReconnectResult(started=True, queued_behind=command.queued_behind))
+            return
+        self._finish_unlink(after)
+        if isinstance(command, i.Reconnect):
+            command.answer(i.ReconnectResult(started=True, queued_behind=command.queued_behind))
+        else:
+            command.answer(i.LogoutResult(unlinked=False, queued_behind=command.queued_behind))
+
+    def _finish_unlink(self, after: tuple[State, Reason]) -> None:
+        self._wipe_first = True
+        self.account = None
+        self._restart(*after, kind="wipe")
+
+    def _on_pair_code(self, command: i.PairCode) -> None:
+        if self.state is State.CONNECTED:
+            command.refuse(
+                SessionBusy("the session is already linked; log out first to link another")
+            )
+            return
+        if self.has_credentials and self.state not in LINKING:
+            command.refuse(
+                SessionBusy(
                     f"the session holds credentials and is {self.state.value}; "
                     "relink with POST /reconnect?reset=true to link another account"
                 )
-            self._last_demand = self.clock()
-            if self.state in RESTING:
-                self._qr_cycles = 0
-                self._wake.set()
-            # whatsmeow accepts PairPhone only while a connect runs, i.e. after its first QR.
-            # Stop waiting as soon as the attempt fails: no QR will come from it.
-            settled = LINKING | {State.DISCONNECTED, State.FAILED, State.CONNECTED}
-            await self._wait_for(lambda: self.state in settled, self.policy.pair_wait)
-            if self.state not in LINKING:
-                why = f" ({self.reason.message})" if self.reason else ""
-                raise SessionBusy(
-                    f"cannot pair now: the session is {self.state.value}{why}; try again"
-                )
-            engine = self._engine
-            if engine is None:
-                raise SessionBusy("the engine stopped before it could pair; try again")
-            code = await engine.pair_phone(phone_digits)
-            self.pairing = PairingCode(code, mask_phone(phone_digits), self.clock())
-            self._set_state(State.PAIRING_CODE)
-            return self.pairing
+            )
+            return
+        self._last_demand = self.clock()
+        if self.state in RESTING and self._engine is None:
+            self._qr_cycles = 0
+            self._start_at = self.clock()
+        engine = self._engine
+        if self.state in LINKING and engine is not None and self.current_qr() is not None:
+            self._start_pair(engine, command)
+            return
+        # whatsmeow accepts PairPhone only while a connect runs, i.e. after its first QR.
+        if self._waiting_pair is not None:
+            self._waiting_pair[0].refuse(SessionBusy("superseded by a newer pairing request"))
+        self._waiting_pair = (command, self.clock() + self.policy.pair_wait)
 
-    # --- internals: state -------------------------------------------------------------------
+    def _start_pair(self, engine: p.Engine, command: i.PairCode) -> None:
+        self._call = self._start_call(
+            "pair_code", engine, engine.pair_phone(command.phone_digits), command
+        )
+
+    def _cannot_pair_now(self, default: str) -> str:
+        if self.state in (State.DISCONNECTED, State.FAILED, State.QR_TIMEOUT) and self.reason:
+            why = f"the session is {self.state.value} ({self.reason.message})"
+            return f"cannot pair now: {why}; try again"
+        return f"cannot pair now: {default}; try again"
+
+    def _refuse_waiting_pair(self) -> None:
+        if self._waiting_pair is not None:
+            command, _ = self._waiting_pair
+            self._waiting_pair = None
+            command.refuse(SessionBusy(self._cannot_pair_now(f"the session is {self.state.value}")))
+
+    def _refuse_pending(self, error: Exception) -> None:
+        self._refuse_waiting_pair()
+        while self._deferred:
+            self._deferred.popleft().refuse(error)
+
+    def _record_action(self, action: str) -> None:
+        self.last_action = {"action": action, "at": iso(time.time())}
+
+    # === engine calls =======================================================================
+    def _start_call(
+        self, name: str, engine: p.Engine, call: Awaitable[Any], command: i.Command | None
+    ) -> _Call:
+        """Run an engine call as a task; its result comes back through the queue."""
+        token = object()
+
+        async def run() -> None:
+            done = i.CallDone(name, engine, token)
+            try:
+                # The engine bounds its own calls; this bounds an engine that does not.
+                async with asyncio.timeout(self.policy.command_bound):
+                    result = await call
+            except TimeoutError:
+                error = EngineUnresponsive(f"the engine did not answer {name} in time")
+                done = dataclasses.replace(done, error=error)
+            except Exception as exc:
+                done = dataclasses.replace(done, error=exc)
+            else:
+                done = dataclasses.replace(done, result=result)
+            self._inbox.put_nowait(done)
+
+        task = spawn(run(), name=f"session-{self.name}-{name}")
+        return _Call(name, command, task, token)
+
+    def _start_ping(self, engine: p.Engine) -> _Call:
+        return self._start_call("ping", engine, engine.ping(), None)
+
+    def _cancel_call(self, why: str) -> None:
+        call, self._call = self._call, None
+        if call is not None:
+            call.task.cancel()
+            if call.command is not None:
+                call.command.refuse(SessionUnavailable(why))
+
+    async def _on_call_done(self, done: i.CallDone) -> None:
+        if self._probe is not None and done.token is self._probe.token:
+            self._probe = None
+            if done.engine is not self._engine:
+                return
+            if done.error is None:
+                self._next_ping = self.clock() + self.policy.ping_interval
+                return
+            log_event(
+                log,
+                "engine failed its ping; replacing it",
+                level=logging.WARNING,
+                session=self.name,
+                error=str(done.error),
+            )
+            self._retire(done.engine)
+            self._schedule_retry(reasons.reason("engine_unresponsive", detail=str(done.error)))
+            return
+        if self._call is None or done.token is not self._call.token:
+            return  # a call that was cancelled after it finished
+        command = self._call.command
+        self._call = None
+        if done.name == "logout":
+            self._on_unlinked(done, command)
+        elif isinstance(command, i.PairCode):
+            self._on_paired(done, command)
+
+    def _on_unlinked(self, done: i.CallDone, command: i.Command | None) -> None:
+        if done.error is not None:
+            log_event(
+                log,
+                "unlink at WhatsApp failed; wiping locally",
+                level=logging.WARNING,
+                session=self.name,
+                error=str(done.error),
+            )
+        after = self._after_unlink or (State.LOGGED_OUT, reasons.reason("logout_requested"))
+        self._after_unlink = None
+        if done.engine is self._engine:
+            self._retire(done.engine)
+        self._finish_unlink(after)
+        if isinstance(command, i.Logout):
+            command.answer(
+                i.LogoutResult(unlinked=done.error is None, queued_behind=command.queued_behind)
+            )
+
+    def _on_paired(self, done: i.CallDone, command: i.PairCode) -> None:
+        if done.error is not None:
+            if isinstance(done.error, EngineUnresponsive) and done.engine is self._engine:
+                # A hung engine: recycle it, keeping whatever credentials it has.
+                self._retire(done.engine)
+                self._schedule_retry(reasons.reason("engine_unresponsive", detail=str(done.error)))
+            command.refuse(done.error)
+            return
+        if done.engine is not self._engine or self.state not in LINKING:
+            command.refuse(
+                SessionBusy(self._cannot_pair_now("the engine stopped before it could pair"))
+            )
+            return
+        self.pairing = PairingCode(str(done.result), mask_phone(command.phone_digits), time.time())
+        self._set_state(State.PAIRING_CODE)
+        command.answer(self.pairing)
+
+    # === state and events ===================================================================
     def _set_state(self, state: State, reason: Reason | None = None) -> None:
         changed = state is not self.state or reason is not None
         if state is not self.state:
@@ -316,8 +871,6 @@ class Session:
         self.state = state
         if reason is not None:
             self.reason = reason
-        if state is not State.DISCONNECTED:
-            self.next_retry_at = None  # a retry time means something only while backing off
         if not changed:
             return
         log_event(
@@ -328,17 +881,6 @@ class Session:
             reason=reason.code if reason is not None else None,
         )
         self._publish({"type": "state", "data": self.status()})
-        spawn(self._notify(), name=f"session-{self.name}-notify")
-
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
-
-    async def _wait_for(self, predicate: Callable[[], bool], seconds: float) -> bool:
-        async with self._changed:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait_for(predicate), seconds)
-        return predicate()
 
     def _publish(self, event: dict[str, Any]) -> None:
         for queue in list(self._subscribers):
@@ -346,236 +888,3 @@ class Session:
                 with contextlib.suppress(asyncio.QueueEmpty):
                     queue.get_nowait()
             queue.put_nowait(event)
-
-    def _demand_is_recent(self) -> bool:
-        # Event subscribers do not count: the bridge listens all the time; a person waiting
-        # shows by asking for the QR (GET /qr, the images, a pairing code).
-        last = self._last_demand
-        return last is not None and self.clock() - last <= self.policy.qr_demand_window
-
-    def _request_restart(self, *, wipe: bool, reason: Reason | None, state: State) -> bool:
-        action = "reconnect" if not wipe else (reason.code if reason else "reset")
-        self.last_action = {"action": action, "at": iso(self.clock())}
-        pending = self._restart
-        if pending is not None:
-            if wipe and not pending.wipe:  # a relink outranks a plain reconnect
-                self._restart = _Restart(wipe=True, reason=reason, state=state)
-                self._set_state(state, reason)
-            return False
-        if self._restart_in_flight and not wipe:
-            return False  # the engine a previous request started has not reported yet
-        log_event(log, "restart requested", session=self.name, action=action)
-        self._restart_in_flight = True
-        self._restart = _Restart(wipe=wipe, reason=reason, state=state)
-        self._set_state(state, reason)
-        engine = self._engine
-        if engine is not None:
-            spawn(engine.stop(), name=f"session-{self.name}-stop")
-        self._wake.set()
-        return True
-
-    # --- internals: the driver --------------------------------------------------------------
-    async def _drive(self) -> None:
-        while True:
-            restart, self._restart = self._restart, None
-            if restart is not None:
-                await self._apply_restart(restart)
-            elif self.state in RESTING:
-                self._wake.clear()
-                await self._wake.wait()
-                if self._restart is not None:
-                    continue
-                self._qr_cycles = 0
-                self._set_state(State.CONNECTING)
-            self._wake.clear()
-            outcome = await self._attempt()
-            if self._restart is not None:
-                continue
-            await self._conclude(outcome)
-
-    async def _apply_restart(self, restart: _Restart) -> None:
-        self._backoff.reset()
-        self._qr_cycles = 0
-        self.pairing = None
-        self.qr = None
-        if restart.wipe:
-            await self._wipe()
-        self._set_state(restart.state)
-
-    async def _wipe(self) -> None:
-        await asyncio.to_thread(self.store.wipe_credentials)
-        await asyncio.to_thread(self.store.save_qr, None)
-        self.has_credentials = False
-        self.account = None
-        log_event(log, "credentials wiped", session=self.name)
-
-    async def _attempt(self) -> _Outcome:
-        engine = self.engine_factory()
-        self._engine = engine
-        self.engine_starts += 1
-        self.keepalive_failing = False
-        if self.state not in (State.LOGGED_OUT, State.STARTING):
-            self._set_state(State.CONNECTING)
-        try:
-            await engine.start()
-            if self._restart is not None:
-                spawn(engine.stop(), name=f"session-{self.name}-stop")
-            return await self._follow(engine)
-        finally:
-            await cancel(self._grace)
-            self._engine = None
-            self.has_credentials = await asyncio.to_thread(self.store.has_credentials)
-
-    async def _follow(self, engine: p.Engine) -> _Outcome:
-        outcome: _Outcome | None = None
-
-        stream_error: Reason | None = None
-
-        def finish(
-            result: _Outcome, reason: Reason | None = None, state: State | None = None
-        ) -> None:
-            nonlocal outcome
-            if outcome is None:
-                outcome = result
-                if state is not None:
-                    self._set_state(state, reason)
-                elif reason is not None:
-                    self.reason = reason
-                spawn(engine.stop(), name=f"session-{self.name}-stop")
-
-        async for event in engine.events():
-            if self._restart is not None and not isinstance(event, p.EngineExited):
-                continue  # a request is replacing this engine; its last words do not count
-            if isinstance(event, _SETTLING):
-                self._restart_in_flight = False
-            match event:
-                case p.QrIssued(code=code, lifetime=lifetime):
-                    now = self.clock()
-                    self.qr = LiveQr(code, now, now + lifetime)
-                    self._backoff.reset()
-                    if self.state is not State.PAIRING_CODE:
-                        self._set_state(State.QR_READY)
-                    self._publish({"type": "qr", "data": self.qr_payload()})
-                    await asyncio.to_thread(self.store.save_qr, SavedQr(code, self.qr.expires_at))
-                case p.PairSuccess():
-                    self.qr = None
-                    self.pairing = None
-                    self.has_credentials = True
-                    self._set_state(State.CONNECTING)
-                    await asyncio.to_thread(self.store.save_qr, None)
-                case p.Connected(jid=jid, push_name=push_name):
-                    await cancel(self._grace)
-                    self.qr = None
-                    self.pairing = None
-                    self.account = {"jid": jid, "pushName": push_name}
-                    self.has_credentials = True
-                    self._backoff.reset()
-                    self._qr_cycles = 0
-                    self._set_state(State.CONNECTED)
-                case p.LoggedOut(code=status):
-                    why = reasons.logged_out_reason(status)
-                    if why.code == "logged_out":
-                        finish(_Outcome.FRESH_LINK, why, State.LOGGED_OUT)
-                    else:
-                        finish(_Outcome.FAILED, why, State.FAILED)
-                case p.TemporaryBan(ban_code=ban_code, expires_in=expires_in):
-                    why = reasons.temporary_ban_reason(ban_code, expires_in)
-                    finish(_Outcome.FAILED, why, State.FAILED)
-                case p.ClientOutdated():
-                    finish(_Outcome.FAILED, reasons.reason("client_outdated"), State.FAILED)
-                case p.ConnectFailure(code=status, message=message):
-                    why = reasons.connect_failure_reason(status, message)
-                    finish(_Outcome.FAILED, why, State.FAILED)
-                case p.StreamReplaced():
-                    finish(_Outcome.FAILED, reasons.reason("stream_replaced"), State.FAILED)
-                case p.ServerUnavailable(code=status):
-                    stream_error = reasons.reason("server_unavailable", detail=f"status {status}")
-                    self._set_state(State.DISCONNECTED, stream_error)
-                case p.StreamError(code=code):
-                    stream_error = reasons.reason("stream_error", detail=f"code {code}")
-                case p.KeepAliveTimeout():
-                    self.keepalive_failing = True
-                case p.KeepAliveRestored():
-                    self.keepalive_failing = False
-                case p.Disconnected():
-                    if self.state in LINKING:
-                        # whatsmeow disconnects when its batch of QR refs runs out
-                        # (qrchan.go) and asks for no more until it connects again.
-                        finish(_Outcome.QR_EXHAUSTED)
-                    else:
-                        why = stream_error or reasons.reason("connection_lost")
-                        self._on_connection_lost(engine, why)
-                    stream_error = None
-                case p.DialFailed(error=error):
-                    why = reasons.dial_failure_reason(error, via_proxy=self.policy.via_proxy)
-                    finish(_Outcome.RETRY, why, State.DISCONNECTED)
-                case p.EngineExited(expected=expected, reason=code, detail=detail):
-                    if self._restart is not None:
-                        return _Outcome.RESTART
-                    self._restart_in_flight = False
-                    if not expected:
-                        why = reasons.reason(code, detail=detail)
-                        if code == "engine_unavailable":
-                            finish(_Outcome.FAILED, why, State.FAILED)
-                        else:
-                            finish(_Outcome.RETRY, why, State.DISCONNECTED)
-                    log_event(log, "engine gone", session=self.name, reason=code, detail=detail)
-        return outcome if outcome is not None else _Outcome.RETRY
-
-    def _on_connection_lost(self, engine: p.Engine, why: Reason) -> None:
-        self._set_state(State.DISCONNECTED, why)
-        # whatsmeow reconnects by itself after a drop; give it a grace period, then
-        # replace the engine.
-        if self._grace is None or self._grace.done():
-            self._grace = spawn(self._grace_expired(engine), name=f"session-{self.name}-grace")
-
-    async def _grace_expired(self, engine: p.Engine) -> None:
-        await asyncio.sleep(self.policy.reconnect_grace)
-        if self._engine is engine and self.state is not State.CONNECTED:
-            log_event(log, "engine did not reconnect in time; replacing it", session=self.name)
-            await engine.stop()
-
-    async def _conclude(self, outcome: _Outcome) -> None:
-        match outcome:
-            case _Outcome.FRESH_LINK:
-                await self._wipe()
-            case _Outcome.QR_EXHAUSTED:
-                self._qr_cycles += 1
-                self.qr = None
-                if self._demand_is_recent() and self._qr_cycles < self.policy.qr_max_cycles:
-                    log_event(
-                        log,
-                        "QR batch ran out; someone is waiting, fetching a new one",
-                        session=self.name,
-                        cycle=self._qr_cycles,
-                    )
-                    self._set_state(State.CONNECTING)
-                else:
-                    self._set_state(State.QR_TIMEOUT, reasons.reason("qr_timeout"))
-            case _Outcome.FAILED:
-                self.qr = None
-                if self.reason and self.reason.code in ("main_device_gone", "unknown_logout"):
-                    await self._wipe()  # whatsmeow already deleted the device from its store
-                if self.state is not State.FAILED:
-                    self._set_state(State.FAILED)
-            case _Outcome.RETRY | _Outcome.RESTART:
-                self.qr = None
-                delay = self._backoff.next_delay()
-                self.next_retry_at = self.clock() + delay
-                self._set_state(State.DISCONNECTED, self.reason)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), delay)
-                self.next_retry_at = None
-
-    def qr_payload(self) -> dict[str, Any]:
-        """``GET /qr``'s body: the live QR with its true remaining lifetime."""
-        qr = self.current_qr()
-        if qr is not None:
-            state = "pairing_code" if self.state is State.PAIRING_CODE else "qr_ready"
-            expires_in = round(qr.expires_in(self.clock()), 1)
-            return {"status": state, "qr": qr.code, "expires_in": expires_in}
-        return {
-            "status": _NO_QR_STATUS.get(self.state, self.state.value),
-            "qr": None,
-            "expires_in": None,
-        }

@@ -11,10 +11,13 @@ from typing import Protocol
 
 @dataclass(frozen=True, slots=True)
 class QrIssued:
-    """A QR code is on offer. ``lifetime`` is how long whatsmeow shows it, in seconds."""
+    """A QR code is on offer. ``lifetime`` is how long whatsmeow shows it, in seconds, counted
+    from ``issued_at`` (unix seconds, stamped when whatsmeow handed the code over, so that a
+    slow hop between processes never stretches its life)."""
 
     code: str
     lifetime: float
+    issued_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +146,12 @@ class Engine(Protocol):
 
     async def pair_phone(self, phone_digits: str) -> str:
         """Ask for an 8-character pairing code for ``phone_digits`` (E.164 without '+')."""
+
+    async def ping(self) -> None:
+        """Prove the engine still answers (its process, its event loop and its FFI lock).
+        Raises EngineCommandFailed when it does not answer in time; an engine that fails a
+        ping or any other command within its timeout is killed and ends with
+        ``EngineExited(reason="engine_unresponsive")``."""
 
     def events(self) -> AsyncIterator[EngineEvent]:
         """The engine's events, ending after EngineExited."""
