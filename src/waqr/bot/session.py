@@ -85,9 +85,11 @@ _NOT_SETTLING = (p.PairSuccess, p.StreamError, p.KeepAliveTimeout, p.KeepAliveRe
 @dataclass(frozen=True, slots=True)
 class _Call:
     name: str
+    engine: p.Engine
     command: i.Command | None
     task: asyncio.Task[None]
     token: object  # tells this call's result from a cancelled predecessor's
+    deadline: float  # the engine bounds its own calls; this bounds an engine that does not
 
 
 def iso(ts: float | None) -> str | None:
@@ -344,6 +346,7 @@ class Session:
             times.append(self._next_ping)
         if self._waiting_pair is not None:
             times.append(self._waiting_pair[1])
+        times += [call.deadline for call in (self._call, self._probe) if call is not None]
         if self._engine is None and not self._retiring and self._start_at is not None:
             times.append(self._start_at)
         return min(times) if times else None
@@ -399,6 +402,7 @@ class Session:
             command, _ = self._waiting_pair
             self._waiting_pair = None
             command.refuse(SessionBusy(self._cannot_pair_now("no engine was ready to pair")))
+        await self._overdue_calls(now)
         if self._deadline is not None and now >= self._deadline:
             self._deadline = None
             self._deadline_passed()
@@ -423,9 +427,9 @@ class Session:
 
     # === engine lifecycle ===================================================================
     async def _start_engine(self) -> None:
-        self._start_at = None
         if self._wipe_first:
             await self._wipe()
+        self._start_at = None  # only now: a wipe that hangs leaves this deadline overrun
         self.qr = None
         self._heard_from_engine = False
         self._linked_in_attempt = False
@@ -485,8 +489,8 @@ class Session:
         spawn(engine.stop(), name=f"session-{self.name}-stop")
 
     async def _wipe(self) -> None:
-        self._wipe_first = False
         await asyncio.to_thread(self.store.wipe_credentials)
+        self._wipe_first = False  # only once it worked: a failed wipe is retried, never skipped
         self.has_credentials = False
         self.account = None
         log_event(log, "credentials wiped", session=self.name)
@@ -775,20 +779,24 @@ class Session:
         async def run() -> None:
             done = i.CallDone(name, engine, token)
             try:
-                # The engine bounds its own calls; this bounds an engine that does not.
-                async with asyncio.timeout(self.policy.command_bound):
-                    result = await call
-            except TimeoutError:
-                error = EngineUnresponsive(f"the engine did not answer {name} in time")
-                done = dataclasses.replace(done, error=error)
+                done = dataclasses.replace(done, result=await call)
             except Exception as exc:
                 done = dataclasses.replace(done, error=exc)
-            else:
-                done = dataclasses.replace(done, result=result)
             self._inbox.put_nowait(done)
 
         task = spawn(run(), name=f"session-{self.name}-{name}")
-        return _Call(name, command, task, token)
+        deadline = self.clock() + self.policy.command_bound
+        return _Call(name, engine, command, task, token, deadline)
+
+    async def _overdue_calls(self, now: float) -> None:
+        """A call past its bound ends as if the engine had said it is unresponsive."""
+        for call in (self._call, self._probe):
+            if call is not None and now >= call.deadline:
+                call.task.cancel()
+                error = EngineUnresponsive(f"the engine did not answer {call.name} in time")
+                await self._on_call_done(
+                    i.CallDone(call.name, call.engine, call.token, error=error)
+                )
 
     def _start_ping(self, engine: p.Engine) -> _Call:
         return self._start_call("ping", engine, engine.ping(), None)
