@@ -26,15 +26,17 @@ import os
 import re
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from waqr.bot.store import store_has_device
 from waqr.engine import protocol as p
+from waqr.engine.store_probe import store_has_device
 from waqr.engine.wire import encode_event, encode_reply
 from waqr.errors import EngineUnavailable
 from waqr.logs import configure_logging, log_event
+from waqr.tasks import spawn
 
 NEONIZE_VERSION = "0.5.2"
 log = logging.getLogger("waqr.engine.child")
@@ -42,6 +44,11 @@ log = logging.getLogger("waqr.engine.child")
 # neonize's ConnectFailureReason enum -> the status code WhatsApp sent (whatsmeow
 # types/events ConnectFailureReason; neonize proto Neonize.proto).
 _REASON_CODES = {1: 400, 2: 401, 3: 402, 4: 403, 5: 406, 6: 405, 7: 409, 8: 500, 9: 501, 10: 503}
+
+# How long an orderly stop may take when the supervisor does not say (it sends half of its
+# own stop timeout, after which it would SIGKILL us).
+DEFAULT_STOP_GRACE = 2.0
+COMMANDS = frozenset({"ping", "pair_phone", "logout"})
 
 # whatsmeow qrchan.go: the first code of a batch of exactly six refs is shown for 60 s,
 # every other code for 20 s.
@@ -132,6 +139,7 @@ class EngineChild:
         self.config = config
         self.event_fd = event_fd
         self.ffi_lock = asyncio.Lock()
+        self.stop_grace = float(config.get("stop_grace") or DEFAULT_STOP_GRACE)
         self.stopping = False
         self.qr_index = 0
         self.qr_batch: int | None = None
@@ -142,7 +150,9 @@ class EngineChild:
     def emit(self, event: p.EngineEvent) -> None:
         os.write(self.event_fd, encode_event(event))
 
-    def reply(self, command_id: int, *, ok: bool, result: Any = None, error: str = "") -> None:
+    def reply(
+        self, command_id: int, *, ok: bool, result: str | None = None, error: str = ""
+    ) -> None:
         os.write(self.event_fd, encode_reply(command_id, ok=ok, result=result, error=error))
 
     def _guard(
@@ -216,13 +226,15 @@ class EngineChild:
         self.batch_known.set()
 
     async def on_qr(self, _client: Any, data: bytes) -> None:
+        # Stamped before the wait below: the code's life started when whatsmeow handed it over.
+        issued_at = time.time()
         if self.qr_index == 0 and self.qr_batch is None:
             # The debug line travels through neonize's log thread; it may trail the code.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.batch_known.wait(), 1.0)
         lifetime = qr_lifetime(self.qr_index, self.qr_batch)
         self.qr_index += 1
-        self.emit(p.QrIssued(code=data.decode(), lifetime=lifetime))
+        self.emit(p.QrIssued(code=data.decode(), lifetime=lifetime, issued_at=issued_at))
 
     async def on_pair_status(self, _client: Any, message: Any) -> None:
         if message.Error:
@@ -273,6 +285,8 @@ class EngineChild:
 
     # --- commands -------------------------------------------------------------------------
     async def serve_commands(self) -> None:
+        """Read commands until ``stop`` or the end of stdin. Every other command runs as a
+        task of its own: one hung in an FFI call must not leave ``ping`` or ``stop`` unread."""
         while True:
             line = await asyncio.to_thread(sys.stdin.buffer.readline)
             if not line:  # the supervisor is gone
@@ -281,7 +295,7 @@ class EngineChild:
             try:
                 command = json.loads(line)
                 command_id = int(command["id"])
-                name = command["cmd"]
+                name = str(command["cmd"])
             except (ValueError, KeyError, TypeError):
                 log.error("malformed command from supervisor")
                 continue
@@ -289,26 +303,39 @@ class EngineChild:
                 await self.stop()
                 self.reply(command_id, ok=True)
                 return
-            try:
-                result = await self.execute(name, command)
-            except Exception as exc:
-                self.reply(command_id, ok=False, error=str(exc) or type(exc).__name__)
-            else:
-                self.reply(command_id, ok=True, result=result)
+            spawn(self.answer(command_id, name, command), name=f"command-{command_id}-{name}")
 
-    async def execute(self, name: str, command: dict[str, Any]) -> Any:
+    async def answer(self, command_id: int, name: str, command: dict[str, Any]) -> None:
+        try:
+            result = await self.execute(name, command)
+        except Exception as exc:
+            self.reply(command_id, ok=False, error=str(exc) or type(exc).__name__)
+        else:
+            self.reply(command_id, ok=True, result=result)
+
+    async def execute(self, name: str, command: dict[str, Any]) -> str | None:
+        if name not in COMMANDS:
+            raise ValueError(f"unknown command {name!r}")
+        # Every command waits for the FFI lock, ping included: a child stuck inside an FFI
+        # call (a hung get_me() or PairPhone) must fail its ping, not answer it.
         async with self.ffi_lock:
             if name == "pair_phone":
-                return await self.client.PairPhone(str(command["phone"]), True)
+                return str(await self.client.PairPhone(str(command["phone"]), True))
             if name == "logout":
                 await self.client.logout()
-                return None
-        raise ValueError(f"unknown command {name!r}")
+        return None
 
     async def stop(self) -> None:
+        """Disconnect, best effort and bounded: a call hung on the FFI lock must not keep us
+        from exiting (the credentials are safe: whatsmeow commits each sqlite write)."""
         self.stopping = True
-        async with self.ffi_lock:
-            await self.client.stop()
+        if self.client is None:
+            return
+        try:
+            async with asyncio.timeout(self.stop_grace), self.ffi_lock:
+                await self.client.stop()
+        except TimeoutError:
+            log_event(log, "engine did not stop in time; leaving anyway", level=logging.WARNING)
 
 
 def main() -> None:
@@ -327,7 +354,12 @@ def main() -> None:
     try:
         _preflight()
         child = EngineChild(config, event_fd)
-        asyncio.run(child.run())
+        # Not asyncio.run(): its clean-up joins the default executor, where one thread still
+        # blocks reading stdin (open until we are gone) and neonize's Neonize() call may still
+        # be unwinding. That join held every stopping child until the supervisor's SIGKILL.
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(child.run())
     except EngineUnavailable as exc:
         gone = p.EngineExited(expected=False, reason="engine_unavailable", detail=str(exc))
         os.write(event_fd, encode_event(gone))
@@ -335,7 +367,7 @@ def main() -> None:
     except Exception:
         log.exception("engine child failed")
         os._exit(1)
-    # Neonize()'s worker thread is non-daemon; leave without joining it.
+    # Leave without joining any thread (Neonize()'s worker thread is non-daemon).
     os._exit(0)
 
 
