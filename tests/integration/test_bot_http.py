@@ -23,7 +23,10 @@ from waqr.settings import load_settings
 
 pytestmark = pytest.mark.timeout(30)
 
-QR = p.QrIssued(code="https://wa.me/settings/linked_devices#2@ref,noise,ident,adv,6", lifetime=60)
+# issued_at=0: the scripted engine stamps it when it emits it.
+QR = p.QrIssued(
+    code="https://wa.me/settings/linked_devices#2@ref,noise,ident,adv,6", lifetime=60, issued_at=0
+)
 ME = p.Connected(jid="15550001111@s.whatsapp.net", push_name="Bot")
 
 
@@ -76,10 +79,26 @@ def link(bot: Bot) -> None:
     bot.script.current.emit(p.PairSuccess(jid=ME.jid or ""), ME)
 
 
-async def test_health_is_liveness_only(bot: Bot) -> None:
+async def test_health_is_ok_while_the_session_is_sound(bot: Bot) -> None:
     response = await bot.client.get("/health")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
+
+
+async def test_health_is_503_with_the_cause_once_a_sessions_actor_is_gone(bot: Bot) -> None:
+    await bot.until_status("qr_ready")
+    actor = bot.registry.get()._actor
+    assert actor is not None
+    actor.cancel()
+    response = await bot.client.get("/health")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["error"] == "session_unhealthy"
+    assert "actor" in body["detail"]
+    # Requests to a dead session are a clear 503 too, never a hang.
+    reply = await bot.client.post("/reconnect")
+    assert reply.status_code == 503
+    assert reply.json()["error"] == "session_unavailable"
 
 
 async def test_status_reports_state_reason_account_and_since(bot: Bot) -> None:
@@ -115,7 +134,7 @@ async def test_qr_images_render_the_current_code(bot: Bot) -> None:
 
 async def test_qr_images_are_json_errors_when_there_is_no_qr(bot: Bot) -> None:
     bot.script.on_start = []
-    bot.registry.get().request_reconnect()
+    await bot.registry.get().reconnect()
     await bot.until_status("connecting")
     missing = await bot.client.get("/qr.png")
     assert missing.status_code == 404
@@ -232,7 +251,7 @@ async def test_events_stream_state_changes_and_qr_rotations(bot: Bot) -> None:
     async with bot.client.stream("GET", "/events") as stream:
         assert stream.headers["content-type"].startswith("text/event-stream")
         lines = stream.aiter_lines()
-        bot.script.current.emit(p.QrIssued(code="rotated-code", lifetime=20))
+        bot.script.current.emit(p.QrIssued(code="rotated-code", lifetime=20, issued_at=0))
         event = None
         async with asyncio.timeout(5):
             async for line in lines:
