@@ -3,38 +3,20 @@
 from __future__ import annotations
 
 import os
-import stat
-import time
 from pathlib import Path
 
 import pytest
 
-from waqr.bot.store import SavedQr, SessionStore, write_private_file
+from waqr.bot.store import SessionStore
 from waqr.errors import DataDirLocked
 
 
-def test_private_files_are_written_atomically_with_mode_0600(tmp_path: Path) -> None:
-    target = tmp_path / "sub" / "secret.json"
-    write_private_file(target, b"one")
-    write_private_file(target, b"two")
-    assert target.read_bytes() == b"two"
-    assert stat.S_IMODE(target.stat().st_mode) == 0o600
-    assert [p.name for p in target.parent.iterdir()] == ["secret.json"]  # no temp left
-
-
-def test_unexpired_qr_is_restored_and_expired_one_removed(tmp_path: Path) -> None:
+def test_the_qr_file_of_older_releases_is_removed(tmp_path: Path) -> None:
     store = SessionStore(tmp_path, "default")
-    store.save_qr(SavedQr("code", time.time() + 30))
-    assert store.load_qr() == SavedQr("code", pytest.approx(time.time() + 30, abs=2))
-    store.save_qr(SavedQr("old", time.time() - 1))
-    assert store.load_qr() is None
-    assert not store.qr_path.exists()
-
-
-def test_corrupt_qr_file_is_dropped(tmp_path: Path) -> None:
-    store = SessionStore(tmp_path, "default")
-    store.qr_path.write_text("{not json")
-    assert store.load_qr() is None
+    store.legacy_qr_path.write_text('{"qr": "2@old", "expires_at": 0}')
+    store.remove_leftovers()
+    assert not store.legacy_qr_path.exists()
+    store.remove_leftovers()  # nothing there: still fine
 
 
 def test_second_lock_on_the_same_dir_names_the_holder(tmp_path: Path) -> None:

@@ -151,6 +151,7 @@ class Session:
     # === lifecycle ==========================================================================
     async def start(self) -> None:
         self.has_credentials = await asyncio.to_thread(self.store.has_credentials)
+        await asyncio.to_thread(self.store.remove_leftovers)
         self._start_at = self.clock()
         self._actor = spawn(self._run(), name=f"session-{self.name}")
 

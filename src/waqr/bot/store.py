@@ -1,11 +1,10 @@
-"""A session's files under ``WAQR_DATA_DIR``: the engine's credential store, the last QR, and
-the exclusive lock that keeps two engines off the same credentials.
+"""A session's files under ``WAQR_DATA_DIR``: the engine's credential store and the exclusive
+lock that keeps two engines off the same credentials.
 
 Layout::
 
     <data_dir>/wa-auth/<session>.db (+ -wal, -shm)   whatsmeow's sqlite store (credentials)
     <data_dir>/wa-auth/<session>.lock                held (flock) while the service runs
-    <data_dir>/<session>.last_qr.json                last QR shown, mode 0600, atomic
 
 Credentials are deleted only by :meth:`SessionStore.wipe_credentials`, which only logout,
 relink (``reconnect?reset=true``) and WhatsApp's own logout call.
@@ -15,45 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import socket
-import tempfile
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 # Re-exported (the `as` form tells mypy so): callers keep importing it from here.
 from waqr.engine.store_probe import store_has_device as store_has_device
 from waqr.errors import DataDirLocked
-
-
-def write_private_file(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file + fsync + rename), mode 0600."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-@dataclass(frozen=True, slots=True)
-class SavedQr:
-    code: str
-    expires_at: float  # unix seconds
 
 
 class SessionStore:
@@ -63,7 +30,7 @@ class SessionStore:
         self.auth_dir = data_dir / "wa-auth"
         self.db_path = self.auth_dir / f"{name}.db"
         self.lock_path = self.auth_dir / f"{name}.lock"
-        self.qr_path = data_dir / f"{name}.last_qr.json"
+        self.legacy_qr_path = data_dir / f"{name}.last_qr.json"
         self._lock_fd: int | None = None
 
     # --- the exclusive lock -----------------------------------------------------------------
@@ -101,26 +68,9 @@ class SessionStore:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
 
-    # --- last QR ----------------------------------------------------------------------------
-    def save_qr(self, qr: SavedQr | None) -> None:
-        if qr is None:
-            with contextlib.suppress(FileNotFoundError):
-                self.qr_path.unlink()
-            return
-        body = json.dumps({"qr": qr.code, "expires_at": qr.expires_at}).encode()
-        write_private_file(self.qr_path, body)
-
-    def load_qr(self) -> SavedQr | None:
-        """The saved QR if it is still unexpired; an expired or unreadable one is removed."""
-        try:
-            body = json.loads(self.qr_path.read_bytes())
-            saved = SavedQr(code=str(body["qr"]), expires_at=float(body["expires_at"]))
-        except FileNotFoundError:
-            return None
-        except (ValueError, KeyError, TypeError, OSError):
-            self.save_qr(None)
-            return None
-        if saved.expires_at <= time.time():
-            self.save_qr(None)
-            return None
-        return saved
+    # --- files of older releases ------------------------------------------------------------
+    def remove_leftovers(self) -> None:
+        """Delete ``<session>.last_qr.json``, which releases before 0.2 wrote on every QR
+        rotation; nothing reads it (a QR dies with the engine that offered it)."""
+        with contextlib.suppress(FileNotFoundError):
+            self.legacy_qr_path.unlink()
