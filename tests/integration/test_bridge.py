@@ -1,19 +1,29 @@
-"""The bridge as a real process, in front of a real bot process, with a real Redis."""
+"""The bridge as a real process, in front of a real bot process, with a real Redis; and in
+front of a stand-in bot on loopback where the bot must do something on cue (be slow, be in
+backoff, change state at a given moment)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import StreamingResponse
 
 from tests.procs import (
     MisbehavingProxy,
@@ -60,6 +70,137 @@ def stack(
         running_bridge(root / "api", bot.url, WA_QR_API_KEY=API_KEY, WAQR_BOT_TIMEOUT="5") as api,
     ):
         yield bot, api
+
+
+class StandInBot:
+    """A bot on loopback whose answers the test scripts, for what the real bot cannot be made
+    to do on cue. It speaks the bot's routes; ``status`` is the GET /status body (replace it
+    at will); a route put on ``hold`` answers only once released; every request is recorded
+    as "METHOD /path?query"; GET /events streams a ``state`` event on connect and whatever
+    :meth:`push` sends. With ``change_during_status`` every GET /status also pushes a state
+    event whose ``seq`` is one past the ``seq`` of the body it answers with: a change that
+    happens while the snapshot travels back."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.status: dict[str, Any] = {"status": "connecting", "connected": False}
+        self.change_during_status = False
+        self.requests: list[str] = []
+        self._holds: dict[str, threading.Event] = {}
+        self._listeners: set[asyncio.Queue[str]] = set()
+        self._seq = 0
+        config = uvicorn.Config(
+            self._app(),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="off",
+            ws="none",
+            timeout_graceful_shutdown=2,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def hold(self, path: str) -> None:
+        self._holds[path] = threading.Event()
+
+    def release(self, path: str) -> None:
+        self._holds.pop(path).set()
+
+    def count(self, request: str) -> int:
+        return self.requests.count(request)
+
+    def _push(self, kind: str, data: dict[str, Any]) -> None:
+        for queue in self._listeners:
+            queue.put_nowait(f"event: {kind}\ndata: {json.dumps(data)}\n\n")
+
+    def _app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.middleware("http")
+        async def record(request: Request, call_next: Any) -> Any:
+            query = f"?{request.url.query}" if request.url.query else ""
+            self.requests.append(f"{request.method} {request.url.path}{query}")
+            gate = self._holds.get(request.url.path)
+            if gate is not None:
+                await asyncio.to_thread(gate.wait)
+            return await call_next(request)
+
+        @app.get("/health")
+        async def health() -> dict[str, Any]:
+            return {"status": "ok"}
+
+        @app.get("/status")
+        async def status() -> dict[str, Any]:
+            body = dict(self.status)
+            if self.change_during_status:
+                self._seq += 1
+                body["seq"] = self._seq
+                self._push("state", {**body, "seq": self._seq + 1})
+            return body
+
+        @app.get("/qr")
+        async def qr() -> dict[str, Any]:
+            return {"status": self.status["status"], "qr": None, "expires_in": None}
+
+        @app.post("/reconnect", status_code=202)
+        async def reconnect(reset: bool = False) -> dict[str, Any]:
+            return {"accepted": True, "coalesced": False, "reset": reset, "status": "connecting"}
+
+        @app.post("/pair-code")
+        async def pair_code() -> dict[str, Any]:
+            return {"code": "ABCD-EFGH", "phone": "+49*********78", "status": "pairing_code"}
+
+        @app.post("/logout")
+        async def logout() -> dict[str, Any]:
+            return {"loggedOut": True, "unlinkedAtWhatsApp": True, "status": "logged_out"}
+
+        @app.get("/events")
+        async def events() -> StreamingResponse:
+            queue: asyncio.Queue[str] = asyncio.Queue()
+            self._listeners.add(queue)
+
+            async def stream() -> AsyncIterator[str]:
+                try:
+                    yield f"event: state\ndata: {json.dumps(self.status)}\n\n"
+                    while True:
+                        yield await queue.get()
+                finally:
+                    self._listeners.discard(queue)
+
+            return StreamingResponse(stream(), media_type="text/event-stream")
+
+        return app
+
+    def __enter__(self) -> StandInBot:
+        self._thread.start()
+        wait_until(lambda: httpx.get(self.url + "/health", timeout=2).status_code == 200, 10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for gate in self._holds.values():
+            gate.set()
+        self._server.should_exit = True
+        self._thread.join(10)
+
+
+def instant(offset: float) -> str:
+    """The bot's wire form of the moment ``offset`` seconds from now."""
+    moment = datetime.fromtimestamp(time.time() + offset, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def sse_events(lines: Iterator[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+    kind = ""
+    for line in lines:
+        if line.startswith("event:"):
+            kind = line[6:].strip()
+        elif line.startswith("data:"):
+            yield kind, json.loads(line[5:])
 
 
 def operations(api: ServiceProcess) -> list[tuple[str, str]]:
@@ -270,16 +411,102 @@ def test_two_bridges_run_one_keepalive_leader(tmp_path: Path, stack) -> None:
         redis.stop()
 
 
-def test_keepalive_asks_a_disconnected_bot_to_reconnect_never_to_reset(
-    tmp_path: Path, stack
+def test_keepalive_nudges_only_a_bot_that_will_not_retry_by_itself(tmp_path: Path) -> None:
+    with (
+        StandInBot() as bot,
+        running_bridge(tmp_path, bot.url, KEEPALIVE_INTERVAL="0.2") as api,
+    ):
+
+        def ticks_see(status: dict[str, Any]) -> None:
+            """Serve ``status`` until three keepalive ticks have ended (each ends by
+            peeking at the QR, after any nudge of its own)."""
+            bot.status = status
+            seen = bot.count("GET /qr?peek=true")
+            wait_until(lambda: bot.count("GET /qr?peek=true") >= seen + 3, 15)
+
+        ticks_see({"status": "disconnected", "retrying": True, "nextRetryAt": instant(30)})
+        ticks_see({"status": "disconnected", "retrying": True, "nextRetryAt": None})  # grace
+        ticks_see({"status": "disconnected", "nextRetryAt": instant(30)})  # an older bot
+        ticks_see({"status": "disconnected", "retrying": False, "nextRetryAt": instant(-1)})
+        assert [r for r in bot.requests if r.startswith("POST")] == []
+        assert '"action": "reconnect"' not in api.logs()
+
+        ticks_see({"status": "disconnected", "retrying": False, "nextRetryAt": instant(-60)})
+        wait_until(lambda: bot.count("POST /reconnect?reset=false") >= 1, 10)
+        bot.status = {"status": "disconnected", "retrying": False, "nextRetryAt": None}
+        nudges = bot.count("POST /reconnect?reset=false")
+        wait_until(lambda: bot.count("POST /reconnect?reset=false") > nudges, 10)
+        wait_until(lambda: '"action": "reconnect"' in api.logs(), 10)
+    posts = {r for r in bot.requests if r.startswith("POST")}
+    assert posts == {"POST /reconnect?reset=false"}  # never a reset: that would wipe a link
+
+
+@pytest.mark.parametrize(
+    ("route", "bot_route", "body"),
+    [
+        ("/admin/wa/pair-code", "/pair-code", {"phone": "+4915112345678"}),
+        ("/admin/wa/logout", "/logout", None),
+    ],
+)
+def test_pair_code_and_logout_outlast_the_ordinary_bot_timeout(
+    tmp_path: Path, route: str, bot_route: str, body: dict[str, str] | None
 ) -> None:
-    bot, _api = stack
-    with running_bridge(tmp_path, bot.url, KEEPALIVE_INTERVAL="0.3") as api:
-        wait_until(lambda: '"action": "reconnect"' in api.logs(), 20)
-    logs = bot.logs()
-    assert '"action": "reconnect"' in logs
-    assert "reset_requested" not in logs
-    assert '"action": "reset' not in logs
+    with (
+        StandInBot() as bot,
+        running_bridge(tmp_path, bot.url, WAQR_BOT_TIMEOUT="0.5") as api,
+        ThreadPoolExecutor(1) as pool,
+    ):
+        bot.hold(bot_route)
+        bot.hold("/status")
+        slow = pool.submit(api.post, route, headers=BEARER, json=body)
+        wait_until(lambda: bot.count(f"POST {bot_route}") == 1, 10)
+        # Begun after the slow call, a status read runs out of WAQR_BOT_TIMEOUT...
+        status = api.get("/admin/wa/status", headers=BEARER)
+        assert status.status_code == 504
+        assert status.json()["error"] == "bot_timeout"
+        # ...while the slow call is still being waited for, and gets its answer.
+        assert not slow.done()
+        bot.release(bot_route)
+        reply = slow.result(30)
+    assert reply.status_code == 200, reply.text
+
+
+def test_pair_code_still_gives_up_after_its_own_bound(tmp_path: Path) -> None:
+    with (
+        StandInBot() as bot,
+        running_bridge(tmp_path, bot.url, WAQR_BOT_TIMEOUT="5", WAQR_BOT_PAIR_TIMEOUT="0.5") as api,
+    ):
+        bot.hold("/pair-code")
+        reply = api.post("/admin/wa/pair-code", headers=BEARER, json={"phone": "+4915112345678"})
+        assert reply.status_code == 504
+        assert reply.json()["error"] == "bot_timeout"
+        assert "/pair-code" in reply.json()["detail"]
+
+
+def test_events_carry_a_change_made_while_the_snapshot_was_taken(tmp_path: Path) -> None:
+    with (
+        StandInBot() as bot,
+        running_bridge(tmp_path, bot.url, KEEPALIVE_INTERVAL="3600") as api,
+    ):
+        wait_until(
+            lambda: api.get("/admin/wa/status", headers=BEARER).json()["bridge"]["pushConnected"],
+            15,
+        )
+        bot.change_during_status = True
+        with httpx.stream(
+            "GET", api.url + "/admin/wa/events", headers=BEARER, timeout=10
+        ) as stream:
+            assert stream.status_code == 200
+            events = sse_events(stream.iter_lines())
+            kind, snapshot = next(events)
+            assert kind == "state"
+            assert "cache" in snapshot  # the bridge's own status, not a relayed event
+            try:
+                for kind, data in events:
+                    if kind == "state" and data.get("seq") == snapshot["seq"] + 1:
+                        break
+            except httpx.ReadTimeout:
+                pytest.fail("the change made while the snapshot was taken never arrived")
 
 
 def test_events_relay_the_bots_state(stack) -> None:
