@@ -1,4 +1,4 @@
-"""The request models that the bot and the bridge both speak.
+"""The models that the bot and the bridge both speak.
 
 Neutral ground: this module imports neither ``waqr.bot`` nor ``waqr.bridge``, so the public
 bridge never loads the bot's app (and its session core) just to validate a body, and both
@@ -30,3 +30,11 @@ class PairCodeRequest(BaseModel):
             return parse_e164(value)
         except InvalidPhoneNumber as exc:
             raise ValueError(str(exc)) from None
+
+
+class ErrorBody(BaseModel):
+    """Every error answer of the bot and the bridge: a stable code and a sentence for a
+    person (see waqr.http_errors); some carry more fields, such as ``status``."""
+
+    error: str = Field(description="A stable, machine-readable code.", examples=["bot_timeout"])
+    detail: str = Field(description="What went wrong, in plain words.")

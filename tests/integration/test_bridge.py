@@ -213,6 +213,12 @@ def operations(api: ServiceProcess) -> list[tuple[str, str]]:
     ]
 
 
+def documented(api: ServiceProcess, method: str, path: str) -> set[int]:
+    """The statuses the OpenAPI document says ``method path`` may answer."""
+    responses = api.get("/openapi.json").json()["paths"][path][method.lower()]["responses"]
+    return {int(status) for status in responses}
+
+
 def call(api: ServiceProcess, method: str, path: str, headers: dict[str, str]) -> httpx.Response:
     kwargs: dict = {"headers": headers, "timeout": 15}
     if path.endswith("/pair-code"):
@@ -231,6 +237,7 @@ def test_every_route_refuses_a_missing_or_wrong_credential(stack) -> None:
     for method, path in routes:
         alias = path.startswith("/wa/")
         wrong = {"X-API-Key": "w" * 40} if alias else {"Authorization": f"Bearer {'w' * 40}"}
+        assert {401, 429} <= documented(api, method, path), (method, path)
         for headers in ({}, wrong):
             reply = call(api, method, path, headers)
             assert reply.status_code == 401, (method, path, headers)
@@ -247,6 +254,7 @@ def test_every_route_accepts_its_credential(stack) -> None:
         reply = call(api, method, path, headers)
         assert reply.status_code not in (401, 403, 429), (method, path)
         assert reply.status_code < 500, (method, path, reply.text)
+        assert reply.status_code in documented(api, method, path), (method, path, reply.text)
 
 
 def test_either_configured_token_works_so_tokens_rotate_without_downtime(stack) -> None:
@@ -456,6 +464,7 @@ def test_pair_code_and_logout_outlast_the_ordinary_bot_timeout(
         running_bridge(tmp_path, bot.url, WAQR_BOT_TIMEOUT="0.5") as api,
         ThreadPoolExecutor(1) as pool,
     ):
+        assert 504 in documented(api, "POST", route)
         bot.hold(bot_route)
         bot.hold("/status")
         slow = pool.submit(api.post, route, headers=BEARER, json=body)

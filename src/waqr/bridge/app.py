@@ -173,14 +173,14 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
         reconnect,
         methods=["POST"],
         status_code=202,
-        responses=examples.ok(examples.RECONNECT, 202),
+        responses=examples.ok(examples.RECONNECT, 202, also=(422,)),
     )
     alias.add_api_route(
         "/connect",
         reconnect,
         methods=["POST"],
         status_code=202,
-        responses=examples.ok(examples.RECONNECT, 202),
+        responses=examples.ok(examples.RECONNECT, 202, also=(422,)),
     )
 
     @admin.get("/qr.png", response_class=Response, responses=examples.image("image/png"))
@@ -198,7 +198,7 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
         """Unlink the device at WhatsApp, wipe credentials, offer a fresh link."""
         return await _bridge(request).bot.logout()
 
-    @admin.post("/pair-code", responses=examples.ok(examples.PAIR_CODE))
+    @admin.post("/pair-code", responses=examples.ok(examples.PAIR_CODE, also=(409, 422)))
     async def pair_code(request: Request, body: PairCodeRequest) -> dict[str, Any]:
         """Link by phone number: returns the 8-character code to type on the phone."""
         return await _bridge(request).bot.pair_code("+" + body.phone)
@@ -228,7 +228,7 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
 
         return EventSourceResponse(stream(), ping=15)
 
-    @app.get("/healthz", responses=examples.ok({"status": "ok"}))
+    @app.get("/healthz", responses=examples.public({"status": "ok"}))
     async def healthz() -> dict[str, str]:
         """Liveness of the bridge itself; no details, no auth."""
         return {"status": "ok"}
@@ -237,7 +237,7 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
         "/metrics",
         dependencies=[BearerAuth],
         response_class=Response,
-        responses=examples.image("text/plain"),
+        responses=examples.text("waqr_bridge_auth_failures_total 0.0\n"),
     )
     async def metrics(request: Request) -> Response:
         """Prometheus metrics (Bearer token required)."""

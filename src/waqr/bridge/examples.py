@@ -1,8 +1,14 @@
-"""Example bodies for the OpenAPI document (/docs): one for every route."""
+"""The OpenAPI document's account of what each route answers (/docs): an example body for
+every success, and every error status a route can give, each with its ``{"error", "detail"}``
+example. The helpers compose them: ``ok(...)`` for a JSON route that asks the bot,
+``image(...)`` for a rendered QR, ``sse()`` for the event stream, ``text(...)`` for metrics.
+"""
 
 from __future__ import annotations
 
 from typing import Any
+
+from waqr.api_models import ErrorBody
 
 STATUS: dict[str, Any] = {
     "session": "default",
@@ -17,6 +23,8 @@ STATUS: dict[str, Any] = {
     "account": None,
     "hasCredentials": False,
     "qr": {"available": True, "expiresIn": 41.2},
+    "retrying": False,
+    "nextRetryAt": None,
     "cache": "ok",
     "bridge": {"pushConnected": True, "keepalive": {"leader": True}},
 }
@@ -38,28 +46,87 @@ PAIR_CODE: dict[str, Any] = {
     "phone": "+49*********78",
     "status": "pairing_code",
 }
-ERROR: dict[str, Any] = {"error": "unauthorized", "detail": "missing credential"}
+
+# Every error status a bridge route may answer: why, and an example body.
+ERRORS: dict[int, tuple[str, dict[str, Any]]] = {
+    401: (
+        "Missing or wrong credential.",
+        {"error": "unauthorized", "detail": "missing credential"},
+    ),
+    404: (
+        "There is no live QR code right now (`status` says why).",
+        {
+            "error": "no_qr",
+            "detail": "no QR code is available (qr_timeout)",
+            "status": "qr_timeout",
+        },
+    ),
+    409: (
+        "Not possible in the session's current state (linked already, or busy); try again.",
+        {"error": "conflict", "detail": "cannot pair now: the session is connected; try again"},
+    ),
+    422: (
+        "The request is malformed; `detail` names the field and the problem.",
+        {
+            "error": "invalid_request",
+            "detail": "phone: phone number must start with '+' and the country code, "
+            "e.g. +4915112345678",
+        },
+    ),
+    429: (
+        "Too many failed authentications from this client; wait `Retry-After` seconds.",
+        {"error": "too_many_failures", "detail": "too many failed authentications; retry in 42 s"},
+    ),
+    503: (
+        "The bot cannot be reached, or its session or engine cannot serve the request now.",
+        {"error": "bot_unreachable", "detail": "the bot cannot be reached (ConnectError)"},
+    ),
+    504: (
+        "The bot did not answer in time (WAQR_BOT_TIMEOUT; WAQR_BOT_PAIR_TIMEOUT and "
+        "WAQR_BOT_LOGOUT_TIMEOUT for those two calls).",
+        {"error": "bot_timeout", "detail": "the bot did not answer /status within 10 s"},
+    ),
+}
+AUTH = (401, 429)  # every route behind a credential
+BOT = (503, 504)  # every route that asks the bot
 
 
-def ok(example: dict[str, Any], status: int = 200) -> dict[int | str, dict[str, Any]]:
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {
+        status: {
+            "model": ErrorBody,
+            "description": ERRORS[status][0],
+            "content": {"application/json": {"example": ERRORS[status][1]}},
+        }
+        for status in sorted(statuses)
+    }
+
+
+def ok(
+    example: dict[str, Any], status: int = 200, *, also: tuple[int, ...] = ()
+) -> dict[int | str, dict[str, Any]]:
+    """A JSON route behind a credential that asks the bot; ``also``: its own extra errors."""
     return {
         status: {"content": {"application/json": {"example": example}}},
-        401: {"content": {"application/json": {"example": ERROR}}},
-        503: {
-            "content": {
-                "application/json": {
-                    "example": {"error": "bot_unreachable", "detail": "the bot cannot be reached"}
-                }
-            }
-        },
+        **errors(*AUTH, *BOT, *also),
     }
+
+
+def public(example: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
+    """An open JSON route that asks nobody."""
+    return {200: {"content": {"application/json": {"example": example}}}}
 
 
 def image(media_type: str) -> dict[int | str, dict[str, Any]]:
     return {
         200: {"content": {media_type: {"example": "(binary)"}}},
-        404: {"content": {"application/json": {"example": {"error": "no_qr", "detail": "..."}}}},
+        **errors(*AUTH, *BOT, 404, 409),
     }
+
+
+def text(example: str) -> dict[int | str, dict[str, Any]]:
+    """A plain-text route behind a credential that asks nobody."""
+    return {200: {"content": {"text/plain": {"example": example}}}, **errors(*AUTH)}
 
 
 def sse() -> dict[int | str, dict[str, Any]]:
@@ -72,5 +139,6 @@ def sse() -> dict[int | str, dict[str, Any]]:
                     )
                 }
             }
-        }
+        },
+        **errors(*AUTH, *BOT),
     }
