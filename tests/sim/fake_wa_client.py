@@ -122,6 +122,7 @@ class MemoryConn:
         self._to_server: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._to_client: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.closed = False
+        self.hung_up = False
 
     async def recv(self) -> bytes:
         item = await self._to_server.get()
@@ -139,6 +140,10 @@ class MemoryConn:
             self.closed = True
             self._to_server.put_nowait(None)
             self._to_client.put_nowait(None)
+
+    async def hang_up(self) -> None:
+        self.hung_up = True  # the server dropped the stream instead of closing it politely
+        await self.close()
 
     # client side
     def client_send(self, payload: bytes) -> None:

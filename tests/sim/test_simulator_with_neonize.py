@@ -2,6 +2,11 @@
 
 QR -> phone scan -> PairStatus -> Connected; a restart logs in without a QR; a remote logout
 reaches the client as LoggedOut. The client runs with only its Noise root key patched.
+
+The driver is the bare client, with none of the bot's recovery: where WhatsApp drops the socket
+right after the 515 (``after_pair="close"``, the default) the bare client sometimes handles the
+close first and never redials (whatsmeow pair.go calls expectDisconnect() before replying). So
+these tests let the client close first (``linger``), except the one about that very race.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 DRIVER = Path(__file__).with_name("neonize_driver.py")
 STEP_TIMEOUT = 60.0  # one protocol step; the client's own timeouts are 20 s (handshake) and 75 s
+QUIET_WAIT = 5.0  # how long a client that would redial at once is given to do it
 
 
 class Bot:
@@ -74,6 +80,7 @@ class Bot:
 @pytest.fixture
 async def simulator(tmp_path: Path) -> AsyncIterator[Simulator]:
     async with Simulator(tmp_path / "sim") as sim:
+        sim.world.faults.after_pair = "linger"  # see the module docstring
         yield sim
 
 
@@ -191,5 +198,32 @@ async def test_protocol_faults_reach_the_real_client_as_events(
             await api.post("/faults", json={"stream_error": {"conflict": "replaced"}})
         await bot.next_event("connected")
         await bot.next_event("stream_replaced")
+    finally:
+        await bot.stop()
+
+
+async def test_real_client_that_never_sees_the_515_never_redials(
+    simulator: Simulator, neonize_path: Path, tmp_path: Path
+) -> None:
+    """The race the bot must survive, made certain: the client is paired, the socket drops,
+    and neither an event nor a new connection follows."""
+    store = tmp_path / "bot" / "session.db"
+    store.parent.mkdir()
+    bot = await start_bot(simulator, neonize_path, store, "lost515.log")
+    try:
+        async with httpx.AsyncClient(base_url=simulator.control_url) as api:
+            view = await api.post("/faults", json={"after_pair": "close_without_515"})
+            assert view.json()["after_pair"] == "close_without_515"
+            qr = await bot.next_event("qr")
+            scan = await api.post("/phone/scan", json={"qr": qr["code"]}, timeout=STEP_TIMEOUT)
+        assert scan.status_code == 200, scan.text
+        paired = await bot.next_event("pair_status")
+        assert paired["error"] == ""
+        with pytest.raises(TimeoutError):  # a redial would come at once (connectionevents.go)
+            async with asyncio.timeout(QUIET_WAIT):
+                while not simulator.world.sessions:
+                    await asyncio.sleep(0.1)
+        assert simulator.world.devices and not simulator.world.logged_in()
+        assert "connected" not in [event["event"] for event in bot.events]
     finally:
         await bot.stop()

@@ -4,12 +4,18 @@ Lives on a registration connection. ``start`` offers the QR refs; ``pair`` is wh
 scan triggers: it proves the account to the client (ADV HMAC + account signature), checks the
 client's device signature in ``pair-device-sign``, records the device and asks the client to
 reconnect with ``stream:error 515``, after which it logs in on a new connection.
+
+Harsh where WhatsApp is (shared/docs/wa-server-behaviour.md): the socket is dropped right after
+the 515 (fault setting ``after_pair``), nothing is sent when the client's QR refs run out (the
+client disconnects itself), and a connection still unpaired after ``unpaired_close_after``
+seconds gets ``<xmlstreamend/>`` and a close.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import secrets
 import time
@@ -25,7 +31,7 @@ from waqr.sim.pairing import (
     check_device_signature,
     verify_signed_prekey,
 )
-from waqr.sim.state import LinkedDevice, PairingFailedError, Phone, UnknownQRError
+from waqr.sim.state import AfterPair, LinkedDevice, PairingFailedError, Phone, UnknownQRError
 
 if TYPE_CHECKING:
     from waqr.sim.server import Session
@@ -34,8 +40,8 @@ log = logging.getLogger("waqr.sim.registration")
 
 PAIR_REPLY_TIMEOUT: Final = 15.0
 MAX_DEVICE_ID: Final = 255  # AD_JID carries the device in one byte (doc §5.3)
-# After 515 the client closes the socket itself; close it anyway if it has not (doc §6.4).
-RESTART_CLOSE_AFTER: Final = 10.0
+# after_pair="linger": the old, kind behaviour; the client closes first when it handles the 515.
+LINGER_CLOSE_AFTER: Final = 10.0
 
 
 def new_ref() -> str:
@@ -65,6 +71,9 @@ class Registration:
             log.warning("conn %d: signed prekey signature invalid", self.session.conn_id)
             return False
         world = self.session.world
+        deadline = world.faults.unpaired_close_after
+        if deadline is not None:
+            self.session.spawn(self._end_if_unpaired(deadline), "unpaired-close")
         self.refs = [new_ref() for _ in range(max(1, world.faults.ref_count))]
         world.offer_refs(self.refs, self)
         iq = Node(
@@ -74,7 +83,20 @@ class Registration:
         )
         await self.session.send_node(iq)
         log.info("conn %d: offered %d QR refs", self.session.conn_id, len(self.refs))
-        return True
+        # No timer follows the refs: when they run out the client disconnects by itself
+        # (whatsmeow qrchan.go, ~160 s for 6) and WhatsApp says nothing in the meantime.
+        return not await self.session.chaos_close("pair_device")
+
+    async def _end_if_unpaired(self, deadline: float) -> None:
+        """Observed (whatsmeow PR #430): WhatsApp ends a socket that never paired after ~210 s
+        with ``<xmlstreamend/>`` (token 2, doc §5.4; whatsmeow only logs it) and a close."""
+        await asyncio.sleep(deadline)
+        if self.paired is not None:
+            return
+        log.info("conn %d: unpaired after %g s, ending the stream", self.session.conn_id, deadline)
+        with contextlib.suppress(ConnectionError):
+            await self.session.send_node(Node("xmlstreamend"))
+        await self.session.close(hang_up=True)
 
     def close(self) -> None:
         self.session.world.withdraw_refs(self)
@@ -132,7 +154,7 @@ class Registration:
         iq = Node("iq", iq_attrs, [success])
         try:
             async with asyncio.timeout(PAIR_REPLY_TIMEOUT):
-                reply = await session.request(iq)
+                reply = await session.request(iq, chaos_point="pair_success")
         except (TimeoutError, ConnectionError) as exc:
             raise PairingFailedError("the client did not answer pair-success") from exc
         if reply.attr("type") != "result":
@@ -164,13 +186,31 @@ class Registration:
         session.world.link(device)
         self.paired = device
         self.close()
-        log.info("conn %d: linked as device :%d; asking for a restart", session.conn_id, device_id)
-        await session.send_node(Node("stream:error", {"code": "515"}))
-        session.spawn(self._close_later(), "restart-close")
+        log.info("conn %d: linked as device :%d", session.conn_id, device_id)
+        if not await session.chaos_close("restart"):
+            await self._restart(session.world.faults.after_pair)
         return device
 
+    async def _restart(self, after_pair: AfterPair) -> None:
+        """Ask the linked client to reconnect and log in (doc §6.4), as ``after_pair`` says.
+
+        WhatsApp drops TCP right after the 515 (whatsmeow #1013: "failed to close WebSocket:
+        failed to read frame header: EOF"). whatsmeow's handlePair already called
+        expectDisconnect(), so a client that handles the close before the 515 logs "OnDisconnect()
+        called, but it was expected" and never redials; close_without_515 forces that case.
+        """
+        session = self.session
+        if after_pair != "close_without_515":
+            log.info("conn %d: asking for a restart (515), then %s", session.conn_id, after_pair)
+            with contextlib.suppress(ConnectionError):
+                await session.send_node(Node("stream:error", {"code": "515"}))
+        if after_pair == "linger":
+            session.spawn(self._close_later(), "restart-close")
+        else:
+            await session.close(hang_up=True)
+
     async def _close_later(self) -> None:
-        await asyncio.sleep(RESTART_CLOSE_AFTER)
+        await asyncio.sleep(LINGER_CLOSE_AFTER)
         await self.session.close()
 
     async def on_md_iq(self, node: Node) -> None:

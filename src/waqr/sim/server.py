@@ -4,7 +4,9 @@
 handshake -> ClientPayload -> either *registration* (send ``pair-device`` refs, wait for the phone
 to scan, ``pair-success``, check ``pair-device-sign``, ``stream:error 515``) or *login*
 (``<success>`` or ``<failure>``, then answer the post-login iqs and keepalive pings). The control
-API reaches live sessions through ``World`` to pair, log out, or drop them.
+API reaches live sessions through ``World`` to pair, log out, or drop them. When the world's
+fault plan holds ``chaos`` (``chaos.py``), frames are delayed, iqs left unanswered and
+connections closed early, reproducibly for one seed.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any, Final
 from waqr.sim import proto
 from waqr.sim.binary import BinaryError, Node, pack_frame, unpack_frame
 from waqr.sim.certs import ServerIdentity
+from waqr.sim.chaos import ChaosPoint
 from waqr.sim.frontdoor import FrameConn, FrameConnClosed
 from waqr.sim.node import JID, iq_error, iq_result
 from waqr.sim.noise import INTRO_HEADER, NoiseError, ServerHandshake, TransportCipher
@@ -44,6 +47,7 @@ class Session:
         self.device: LinkedDevice | None = None
         self.registration: Registration | None = None
         self.client_noise_key = b""  # the client's static key, known after the handshake
+        self.chaos_point: ChaosPoint | None = None  # where chaos will close this connection
         self._receive_cipher: TransportCipher | None = None
         self._send_cipher: TransportCipher | None = None
         self._send_lock = asyncio.Lock()
@@ -56,6 +60,7 @@ class Session:
 
     async def send_node(self, node: Node) -> None:
         async with self._send_lock:
+            await self._chaos_delay()  # under the lock: frames keep their order, as on TCP
             if self._send_cipher is None or self._closed:
                 raise ConnectionError("session is not open")
             try:
@@ -63,13 +68,18 @@ class Session:
             except FrameConnClosed as exc:
                 raise ConnectionError("client closed the connection") from exc
 
-    async def request(self, node: Node) -> Node:
-        """Send an iq and wait for the client's reply with the same id (caller bounds the wait)."""
+    async def request(self, node: Node, *, chaos_point: ChaosPoint | None = None) -> Node:
+        """Send an iq and wait for the client's reply with the same id (caller bounds the wait).
+
+        ``chaos_point`` names the moment right after the send, where chaos may close instead.
+        """
         iq_id = node.attr("id")
         future: asyncio.Future[Node] = asyncio.get_running_loop().create_future()
         self._pending[iq_id] = future
         try:
             await self.send_node(node)
+            if chaos_point is not None and await self.chaos_close(chaos_point):
+                raise ConnectionError("the connection was closed before the reply")
             return await future
         finally:
             self._pending.pop(iq_id, None)
@@ -92,10 +102,25 @@ class Session:
         """Close the socket with no stream:error: the client sees a plain disconnect."""
         await self.close()
 
-    async def close(self) -> None:
+    async def close(self, *, hang_up: bool = False) -> None:
+        """Close the connection; ``hang_up`` drops it as WhatsApp does, with no close frame."""
         if not self._closed:
             self._closed = True
-            await self.conn.close()
+            self.world.detach(self)  # no longer live, even while the client takes its time
+            await (self.conn.hang_up() if hang_up else self.conn.close())
+
+    async def chaos_close(self, point: ChaosPoint) -> bool:
+        """Close here if chaos picked this point for this connection; True when it did."""
+        if self.chaos_point != point:
+            return False
+        log.info("conn %d (%s): chaos closes the connection at %s", self.conn_id, self.kind, point)
+        await self.close(hang_up=True)
+        return True
+
+    async def _chaos_delay(self) -> None:
+        chaos = self.world.faults.chaos
+        if chaos is not None:
+            await chaos.delay()
 
     def spawn(self, work: Awaitable[None], name: str) -> None:
         """Run ``work`` in the background, held and logged (no silent task deaths)."""
@@ -160,6 +185,7 @@ class Session:
         )
         server_hello = handshake.respond(await self._recv())
         try:
+            await self._chaos_delay()
             await self.conn.send(server_hello)
         except FrameConnClosed as exc:
             raise ConnectionError("client closed the connection") from exc
@@ -178,17 +204,24 @@ class Session:
         """Registration or login; False when the connection should end right away."""
         if payload.HasField("devicePairingData"):
             self.kind = "registration"
-            refusal = self.world.faults.take_refusal("registration")
-            if refusal is not None:
-                await self._refuse(refusal)
-                return False
-            self.registration = Registration(self, payload.devicePairingData)
-            return await self.registration.start()
-        if payload.HasField("username"):
+        elif payload.HasField("username"):
             self.kind = "login"
+        else:
+            log.info("conn %d: ClientPayload is neither registration nor login", self.conn_id)
+            return False
+        chaos = self.world.faults.chaos
+        if chaos is not None:
+            self.chaos_point = chaos.close_point(registration=self.kind == "registration")
+        if await self.chaos_close("handshake"):
+            return False
+        if self.kind == "login":
             return await self._login(payload)
-        log.info("conn %d: ClientPayload is neither registration nor login", self.conn_id)
-        return False
+        refusal = self.world.faults.take_refusal("registration")
+        if refusal is not None:
+            await self._refuse(refusal)
+            return False
+        self.registration = Registration(self, payload.devicePairingData)
+        return await self.registration.start()
 
     async def _refuse(self, refusal: Refusal) -> None:
         attrs = {"reason": str(refusal.reason)}
@@ -216,7 +249,7 @@ class Session:
         self.device_jid = device.jid
         await self.send_node(Node("success", {"t": str(int(time.time())), "lid": device.lid}))
         log.info("conn %d: device :%d logged in", self.conn_id, device_id)
-        return True
+        return not await self.chaos_close("success")
 
     async def _read_loop(self) -> None:
         receive = self._receive_cipher
@@ -241,6 +274,10 @@ class Session:
                 future.set_result(node)
             return
         log.debug("conn %d: iq %s %s", self.conn_id, iq_type, node.attr("xmlns"))
+        chaos = self.world.faults.chaos
+        if chaos is not None and chaos.drops_ack():
+            log.info("conn %d: chaos leaves an iq %s unanswered", self.conn_id, node.attr("xmlns"))
+            return
         handler = self._iq_handlers().get(node.attr("xmlns"))
         if handler is not None:
             await handler(node)
@@ -291,6 +328,8 @@ class Session:
 
     async def _on_passive(self, node: Node) -> None:
         await self.send_node(iq_result(node))
+        if await self.chaos_close("connected"):
+            return
         # The client reports Connected after this reply; a planned stream error hits it then.
         if self.kind == "login" and node.child("active") is not None:
             fault = self.world.faults.take_stream_fault()

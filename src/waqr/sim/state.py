@@ -13,9 +13,10 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Literal, Protocol
 
+from waqr.sim.chaos import Chaos
 from waqr.sim.node import DEFAULT_SERVER, JID
 from waqr.sim.pairing import QRPayload
 from waqr.sim.xeddsa import SigningKey
@@ -23,6 +24,13 @@ from waqr.sim.xeddsa import SigningKey
 SessionKind = Literal["handshake", "registration", "login"]
 Conflict = Literal["replaced", "device_removed"]
 DEFAULT_REF_COUNT = 6  # what the real server sends (doc §6.1); 60 s + 5 x 20 s of QR codes
+# What the server does once a device is linked (wa-server-behaviour.md, "Pairing and the 515"):
+#   close              send <stream:error code=515/>, drop the socket at once (WhatsApp does)
+#   linger             send the 515, close 10 s later: the client nearly always closes first
+#   close_without_515  drop the socket at once, no 515: the client that lost the race
+AfterPair = Literal["close", "linger", "close_without_515"]
+# Observed (whatsmeow PR #430): WhatsApp ends a socket that never paired after about 210 s.
+DEFAULT_UNPAIRED_CLOSE_AFTER = 210.0
 
 
 class SimError(Exception):
@@ -126,12 +134,21 @@ class StreamFault:
 
 @dataclass
 class FaultPlan:
-    """Protocol-level misbehaviour for the next connections; each queued fault is used once."""
+    """Protocol-level misbehaviour: queued faults are used once, settings last until cleared."""
 
     refusals: list[Refusal] = field(default_factory=list)
     stream_faults: list[StreamFault] = field(default_factory=list)
     ref_count: int = DEFAULT_REF_COUNT
     ignore_pings: bool = False
+    after_pair: AfterPair = "close"
+    unpaired_close_after: float | None = DEFAULT_UNPAIRED_CLOSE_AFTER  # seconds; None = never
+    chaos: Chaos | None = None
+
+    def clear(self) -> None:
+        """Back to WhatsApp's own behaviour: nothing queued, every setting at its default."""
+        fresh = FaultPlan()
+        for plan_field in fields(self):
+            setattr(self, plan_field.name, getattr(fresh, plan_field.name))
 
     def take_refusal(self, kind: SessionKind) -> Refusal | None:
         for index, refusal in enumerate(self.refusals):

@@ -33,7 +33,15 @@ class FrameConn(Protocol):
 
     async def send(self, payload: bytes) -> None: ...
 
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """End the connection politely: a WebSocket close frame, then the close handshake."""
+        ...
+
+    async def hang_up(self) -> None:
+        """End it the way WhatsApp's server does: what was sent is delivered, then the stream
+        ends with no WebSocket close frame (whatsmeow #1013: the client's own close then fails
+        with "failed to read frame header: EOF")."""
+        ...
 
 
 FrameHandler = Callable[[FrameConn], Awaitable[None]]
@@ -68,6 +76,11 @@ class WebSocketFrameConn:
 
     async def close(self) -> None:
         await self._ws.close()
+
+    async def hang_up(self) -> None:
+        # Closing the transport flushes it, sends TLS close_notify and FIN; no WebSocket frame.
+        # The reader then sees ConnectionClosed once the client closes its side too.
+        self._ws.transport.close()
 
 
 async def next_binary(ws: ServerConnection) -> bytes:
