@@ -21,6 +21,8 @@ from waqr.sim import proto, xeddsa
 from waqr.sim.binary import JID, SERVER_JID, Node, pack_frame, unpack_frame
 from waqr.sim.frontdoor import FrameConnClosed
 from waqr.sim.noise import INTRO_HEADER, SymmetricState, TransportCipher, dh
+from waqr.sim.pairing import parse_qr
+from waqr.sim.state import LinkedDevice, World
 
 RECV_TIMEOUT = 5.0  # every wait in these tests is bounded
 
@@ -275,3 +277,28 @@ class ClientLink:
 
 
 ConnectFactory = Callable[[FakeDevice], ClientLink]  # the ``connect`` fixture's type
+
+
+async def register(link: ClientLink, device: FakeDevice) -> list[str]:
+    """Open a registration connection and ack its pair-device, as whatsmeow does (doc §6.1)."""
+    await link.handshake(device.registration_payload())
+    iq = await link.recv()
+    assert iq is not None
+    assert iq.tag == "iq" and iq.jid("from") == SERVER_JID
+    assert iq.attr("type") == "set" and iq.attr("xmlns") == "md"
+    pair_device = iq.child("pair-device")
+    assert pair_device is not None
+    link.send(Node("iq", {"to": SERVER_JID, "id": iq.attr("id"), "type": "result"}))
+    return [ref.data.decode() for ref in pair_device.children]
+
+
+async def scan_and_answer(
+    world: World, link: ClientLink, device: FakeDevice, qr: str, **answer: bool
+) -> LinkedDevice | BaseException:
+    """The phone scans ``qr`` and the client answers pair-success; the scan's outcome."""
+    scan = asyncio.create_task(world.scan(parse_qr(qr)))
+    pair_success = await link.recv()
+    assert pair_success is not None and pair_success.child("pair-success") is not None
+    link.send(device.answer_pair_success(pair_success, **answer))
+    result = await asyncio.gather(scan, return_exceptions=True)
+    return result[0]

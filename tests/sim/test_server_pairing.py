@@ -6,38 +6,15 @@ import asyncio
 
 import pytest
 
-from tests.sim.fake_wa_client import ClientLink, ConnectFactory, FakeDevice
-from waqr.sim.binary import SERVER_JID, Node
+from tests.sim.fake_wa_client import ConnectFactory, FakeDevice, register, scan_and_answer
+from waqr.sim.binary import SERVER_JID
 from waqr.sim.pairing import parse_qr
 from waqr.sim.state import LinkedDevice, PairingFailedError, UnknownQRError, World
 
 
-async def _refs(link: ClientLink, device: FakeDevice) -> list[str]:
-    await link.handshake(device.registration_payload())
-    iq = await link.recv()
-    assert iq is not None
-    assert iq.tag == "iq" and iq.jid("from") == SERVER_JID
-    assert iq.attr("type") == "set" and iq.attr("xmlns") == "md"
-    pair_device = iq.child("pair-device")
-    assert pair_device is not None
-    link.send(Node("iq", {"to": SERVER_JID, "id": iq.attr("id"), "type": "result"}))
-    return [ref.data.decode() for ref in pair_device.children]
-
-
-async def _scan_and_answer(
-    world: World, link: ClientLink, device: FakeDevice, qr: str, **answer: bool
-) -> LinkedDevice | BaseException:
-    scan = asyncio.create_task(world.scan(parse_qr(qr)))
-    pair_success = await link.recv()
-    assert pair_success is not None and pair_success.child("pair-success") is not None
-    link.send(device.answer_pair_success(pair_success, **answer))
-    result = await asyncio.gather(scan, return_exceptions=True)
-    return result[0]
-
-
 async def test_registration_gets_six_printable_refs_by_default(connect: ConnectFactory) -> None:
     device = FakeDevice()
-    refs = await _refs(connect(device), device)
+    refs = await register(connect(device), device)
     assert len(refs) == 6 and len(set(refs)) == 6
     assert all(ref.startswith("2@") and "," not in ref and ref.isascii() for ref in refs)
 
@@ -45,7 +22,7 @@ async def test_registration_gets_six_printable_refs_by_default(connect: ConnectF
 async def test_ref_count_follows_the_fault_plan(connect: ConnectFactory, world: World) -> None:
     world.faults.ref_count = 1
     device = FakeDevice()
-    assert len(await _refs(connect(device), device)) == 1
+    assert len(await register(connect(device), device)) == 1
 
 
 async def test_scan_links_the_device_and_asks_for_a_restart(
@@ -53,8 +30,8 @@ async def test_scan_links_the_device_and_asks_for_a_restart(
 ) -> None:
     device = FakeDevice()
     link = connect(device)
-    refs = await _refs(link, device)
-    linked = await _scan_and_answer(world, link, device, device.qr_string(refs[2]))
+    refs = await register(link, device)
+    linked = await scan_and_answer(world, link, device, device.qr_string(refs[2]))
     after = await link.recv()
     assert isinstance(linked, LinkedDevice)
     assert device.jid == linked.jid and str(linked.jid) == "15550001111:1@s.whatsapp.net"
@@ -68,7 +45,7 @@ async def test_pair_success_carries_server_time_and_platform(
 ) -> None:
     device = FakeDevice()
     link = connect(device)
-    refs = await _refs(link, device)
+    refs = await register(link, device)
     scan = asyncio.create_task(world.scan(parse_qr(device.qr_string(refs[0]))))
     iq = await link.recv()
     assert iq is not None and iq.attr("t").isdigit() and iq.jid("from") == SERVER_JID
@@ -86,8 +63,8 @@ async def test_second_device_of_a_phone_gets_the_next_device_id(
     for expected in (1, 2):
         device = FakeDevice()
         link = connect(device)
-        refs = await _refs(link, device)
-        linked = await _scan_and_answer(world, link, device, device.qr_string(refs[0]))
+        refs = await register(link, device)
+        linked = await scan_and_answer(world, link, device, device.qr_string(refs[0]))
         assert isinstance(linked, LinkedDevice) and linked.device == expected
 
 
@@ -96,12 +73,12 @@ async def test_qr_with_a_wrong_adv_secret_is_refused_by_the_client(
 ) -> None:
     device = FakeDevice()
     link = connect(device)
-    refs = await _refs(link, device)
+    refs = await register(link, device)
     genuine = device.adv_secret
     device.adv_secret = bytes(32)
     qr = device.qr_string(refs[0])
     device.adv_secret = genuine
-    outcome = await _scan_and_answer(world, link, device, qr)
+    outcome = await scan_and_answer(world, link, device, qr)
     assert isinstance(outcome, PairingFailedError) and "hmac-mismatch" in str(outcome)
     assert world.devices == {}
 
@@ -111,8 +88,8 @@ async def test_bad_device_signature_fails_pairing_and_drops_the_client(
 ) -> None:
     device = FakeDevice()
     link = connect(device)
-    refs = await _refs(link, device)
-    outcome = await _scan_and_answer(
+    refs = await register(link, device)
+    outcome = await scan_and_answer(
         world, link, device, device.qr_string(refs[0]), corrupt_signature=True
     )
     assert isinstance(outcome, PairingFailedError)
@@ -121,7 +98,7 @@ async def test_bad_device_signature_fails_pairing_and_drops_the_client(
 
 async def test_unknown_or_foreign_qr_is_not_linked(connect: ConnectFactory, world: World) -> None:
     device, stranger = FakeDevice(), FakeDevice()
-    refs = await _refs(connect(device), device)
+    refs = await register(connect(device), device)
     with pytest.raises(UnknownQRError):
         await world.scan(parse_qr(device.qr_string("2@made-up")))
     with pytest.raises(UnknownQRError):
@@ -133,7 +110,7 @@ async def test_refs_are_withdrawn_when_the_client_goes_away(
 ) -> None:
     device = FakeDevice()
     link = connect(device)
-    refs = await _refs(link, device)
+    refs = await register(link, device)
     await link.conn.close()
     await asyncio.sleep(0.05)
     with pytest.raises(UnknownQRError):
