@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.sim._frontdoor_helpers import (
     INTRO,
@@ -29,7 +29,7 @@ from tests.sim._frontdoor_helpers import (
     websocket,
 )
 from waqr.sim import tls
-from waqr.sim.frontdoor import FrontDoor, FrontDoorFault
+from waqr.sim.frontdoor import FrameConn, FrontDoor, FrontDoorFault
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -100,6 +100,36 @@ async def test_the_handler_learns_when_the_client_goes_away(
     async with asyncio.timeout(STEP):
         while not recorder.closed:
             await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("hang_up", [True, False])
+async def test_a_hang_up_delivers_what_was_sent_then_ends_with_no_close_frame(
+    tmp_path: Path, hang_up: bool
+) -> None:
+    """WhatsApp drops the stream after a 515 (whatsmeow #1013 logs "failed to read frame
+    header: EOF"); ``close`` is the polite WebSocket close handshake."""
+
+    async def last_words(conn: FrameConn) -> None:
+        await conn.recv()
+        await conn.send(b"last words")
+        await (conn.hang_up() if hang_up else conn.close())
+
+    door = FrontDoor(last_words, state_dir=tmp_path / "sim")
+    await door.start()
+    try:
+        async with websocket(door.proxy_url, door.ca_cert_path) as ws:
+            await ws.send(INTRO + frame(b"hello"))
+            assert await ws.recv() == frame(b"last words")
+            with pytest.raises(ConnectionClosed) as ended:
+                async with asyncio.timeout(STEP):
+                    await ws.recv()
+        close_frame = ended.value.rcvd
+        if hang_up:
+            assert close_frame is None
+        else:
+            assert close_frame is not None and close_frame.code == 1000
+    finally:
+        await door.stop()
 
 
 async def test_only_the_chat_path_with_the_web_origin_is_upgraded(door: FrontDoor) -> None:

@@ -73,6 +73,10 @@ async def test_scan_without_phone_uses_the_default_phone(
 
 async def test_scan_of_garbage_or_stale_qr_is_an_error(api: httpx.AsyncClient) -> None:
     assert (await api.post("/phone/scan", json={"qr": "hello"})).status_code == 422
+    oversized = FakeDevice().qr_string("2@" + "A" * 3000)
+    refused = await api.post("/phone/scan", json={"qr": oversized})
+    assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["body", "qr"]
+    assert "2@AAAA" not in refused.text  # the QR, a secret, is not echoed back
     stale = FakeDevice().qr_string("2@gone")
     assert (await api.post("/phone/scan", json={"qr": stale})).status_code == 404
 

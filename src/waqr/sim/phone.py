@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from waqr.sim.faults import FaultsRequest, FaultsView, apply_faults, faults_view
@@ -91,6 +93,14 @@ def _as_http_errors() -> Iterator[None]:
         raise HTTPException(400, str(exc)) from exc
 
 
+async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    """422 naming each bad field, without echoing the input: it may be a QR payload (a secret),
+    or a NaN that FastAPI's own handler cannot even write as JSON."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
 def _front_door_fault(front_door: FrontDoor | None) -> FrontDoorFault | None:
     return front_door.fault if front_door is not None else None
 
@@ -99,6 +109,7 @@ def create_control_app(world: World, *, front_door: FrontDoor | None = None) -> 
     """The FastAPI app for one simulated world (and, if given, its front door's faults)."""
     app = FastAPI(title="waqr WhatsApp simulator control", docs_url=None, redoc_url=None)
     app.state.world = world
+    app.add_exception_handler(RequestValidationError, _invalid_request)
 
     @app.post("/phone/scan")
     async def scan(body: ScanRequest, world: WorldDep) -> DeviceView:
