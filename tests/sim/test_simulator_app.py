@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import httpx
+import pytest
 
 from waqr.sim.app import Simulator, banner
 
@@ -47,3 +48,9 @@ async def test_front_door_faults_are_set_through_the_control_api(tmp_path: Path)
         _, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.close()
         await writer.wait_closed()
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.10", "example.com"])
+def test_simulator_refuses_to_listen_beyond_loopback(tmp_path: Path, host: str) -> None:
+    with pytest.raises(ValueError, match="loopback only"):
+        Simulator(tmp_path / "sim", host=host)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import signal
 import socket
@@ -32,6 +33,23 @@ LOOPBACK: Final = "127.0.0.1"
 STARTUP_TIMEOUT: Final = 10.0
 
 
+def require_loopback(host: str) -> str:
+    """``host`` if it is a loopback address; the simulator must never face a network.
+
+    Its CA makes any client that trusts it accept a fake web.whatsapp.com, its proxies tunnel
+    anything, and its control API (scan, log out, faults) has no authentication.
+    """
+    if host == "localhost":
+        return host
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ValueError(f"the simulator listens on loopback only, not on {host!r}")
+    return host
+
+
 class Simulator:
     """Front door + protocol server + control API, started and stopped together."""
 
@@ -44,7 +62,7 @@ class Simulator:
         default_phone: str = "15550001111",
     ) -> None:
         self.state_dir = state_dir.resolve()  # printed for people and passed to child processes
-        self.host = host
+        self.host = require_loopback(host)
         self.world = World(default_phone=default_phone)
         self.identity = ServerIdentity.create(load_or_create_root(self.state_dir))
         self.front_door = FrontDoor(
