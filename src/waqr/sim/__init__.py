@@ -12,10 +12,12 @@ Modules, bottom up:
   certs         the Noise root / intermediate / leaf certificate chain
   pairing       QR parsing and the ADV device identity the phone signs
   paircode      the pairing-code cryptography (phone side)
+  chaos         seeded chaos: delayed frames, unanswered iqs, connections closed early
   state         the simulated world: phones, linked devices, live connections, fault plan
-  server        one client connection: handshake, login, post-login iqs, keepalive, logout
+  server        one client connection: handshake, login, logout; iqs: its answers to iqs
   registration  a new device: pair-device refs, pair-success, restart; linkcode: by code
   tls, frontdoor, rootkey   the network front door and the root-key-patched neonize copy
+  faults        the JSON shapes of GET/POST /faults and how they change the world
   phone         HTTP control API (scan a QR, type a code, log a device out, set faults)
   app           ``Simulator``: front door + server + control API, and the ``waqr sim`` entry point
 """

@@ -12,10 +12,9 @@ connections closed early, reproducibly for one seed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any, Final
 
 from waqr.sim import proto
@@ -23,10 +22,11 @@ from waqr.sim.binary import BinaryError, Node, pack_frame, unpack_frame
 from waqr.sim.certs import ServerIdentity
 from waqr.sim.chaos import ChaosPoint
 from waqr.sim.frontdoor import FrameConn, FrameConnClosed
-from waqr.sim.node import JID, iq_error, iq_result
+from waqr.sim.iqs import ClientIqs
+from waqr.sim.node import JID, iq_error
 from waqr.sim.noise import INTRO_HEADER, NoiseError, ServerHandshake, TransportCipher
 from waqr.sim.registration import Registration
-from waqr.sim.state import LinkedDevice, Refusal, SessionKind, UnknownDeviceError, World
+from waqr.sim.state import LinkedDevice, Refusal, SessionKind, World
 
 log = logging.getLogger("waqr.sim.server")
 
@@ -55,6 +55,7 @@ class Session:
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         self._iq_counter = 0
+        self._iqs = ClientIqs(self)
 
     # -- what the world may do
 
@@ -278,63 +279,11 @@ class Session:
         if chaos is not None and chaos.drops_ack():
             log.info("conn %d: chaos leaves an iq %s unanswered", self.conn_id, node.attr("xmlns"))
             return
-        handler = self._iq_handlers().get(node.attr("xmlns"))
+        handler = self._iqs.handler(node.attr("xmlns"))
         if handler is not None:
             await handler(node)
         else:
             await self.send_node(iq_error(node, 501, "feature-not-implemented"))
-
-    def _iq_handlers(self) -> dict[str, Callable[[Node], Awaitable[None]]]:
-        handlers: dict[str, Callable[[Node], Awaitable[None]]] = {
-            "w:p": self._on_ping,
-            "encrypt": self._on_encrypt,
-            "passive": self._on_passive,
-        }
-        if self.registration is not None:
-            handlers["md"] = self.registration.on_md_iq
-        elif self.device is not None:
-            handlers["md"] = self._on_linked_md
-        return handlers
-
-    async def _on_linked_md(self, node: Node) -> None:
-        """A linked device logging itself out: whatsmeow's Logout() sends
-        ``<iq xmlns=md type=set><remove-companion-device jid=own reason=user_initiated/>``
-        (client.go), then closes the socket and deletes its store."""
-        removal = node.child("remove-companion-device")
-        device = self.device
-        if removal is None or device is None:
-            await self.send_node(iq_error(node, 501, "feature-not-implemented"))
-            return
-        with contextlib.suppress(UnknownDeviceError):
-            self.world.unlink(device.jid)
-        log.info("conn %d: device :%d unlinked itself", self.conn_id, device.jid.device)
-        await self.send_node(iq_result(node))
-
-    async def _on_ping(self, node: Node) -> None:
-        if not self.world.faults.ignore_pings:
-            await self.send_node(iq_result(node))
-
-    async def _on_encrypt(self, node: Node) -> None:
-        """Prekey count and upload (doc §7 steps 1-2); the count is kept per device."""
-        device = self.device
-        if node.child("count") is not None:
-            count = device.prekey_count if device is not None else 0
-            await self.send_node(iq_result(node, [Node("count", {"value": str(count)})]))
-            return
-        key_list = node.child("list")
-        if key_list is not None and device is not None:
-            device.prekey_count += len(key_list.children)
-        await self.send_node(iq_result(node))
-
-    async def _on_passive(self, node: Node) -> None:
-        await self.send_node(iq_result(node))
-        if await self.chaos_close("connected"):
-            return
-        # The client reports Connected after this reply; a planned stream error hits it then.
-        if self.kind == "login" and node.child("active") is not None:
-            fault = self.world.faults.take_stream_fault()
-            if fault is not None:
-                self.spawn(self.stream_error(fault.code, fault.conflict), "stream-fault")
 
 
 class ConnectionHandler:
