@@ -1,17 +1,25 @@
 """The real bot process with the real neonize engine, pointed at misbehaving proxies on
-loopback. Nothing here reaches the internet: the engine's only route out is the proxy."""
+loopback, and the real engine child driven directly through the simulator. Nothing here
+reaches the internet: the engine's only route out is the proxy."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.e2e.harness import SimThread, simulator
 from tests.procs import MisbehavingProxy, process_alive, running_bot, wait_until
+from waqr.engine import protocol as p
+from waqr.engine.supervisor import ChildEngine
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -155,3 +163,79 @@ def test_proxy_credentials_never_reach_the_logs(tmp_path: Path) -> None:
             status = wait_until(lambda: (s := bot.status())["lastDisconnectReason"] and s, 30)
             assert "Proxy Authentication Required" in status["lastDisconnectReason"]["message"]
             assert "hunter2-secret" not in bot.logs()
+
+
+# --- the engine child itself, through the simulator ------------------------------------------
+
+
+@pytest.fixture
+def sim(tmp_path: Path) -> Iterator[SimThread]:
+    with simulator(tmp_path / "sim") as running:
+        yield running
+
+
+def real_engine(sim: SimThread, store: Path) -> ChildEngine:
+    env = sim.bot_env()
+    return ChildEngine(
+        p.EngineConfig(store_path=str(store), proxy=env["WA_PROXY"]),
+        start_timeout=30,
+        stop_timeout=5,
+        env={**os.environ, **env},
+    )
+
+
+async def next_of(events: AsyncIterator[p.EngineEvent], kind: type[p.EngineEvent]) -> Any:
+    async with asyncio.timeout(30):  # a hang guard
+        async for event in events:
+            if isinstance(event, kind):
+                return event
+            assert not isinstance(event, p.EngineExited), event
+    raise AssertionError(f"events ended before {kind.__name__}")
+
+
+async def stopped(engine: ChildEngine, events: AsyncIterator[p.EngineEvent]) -> p.EngineEvent:
+    async with asyncio.timeout(30):  # a hang guard, not a timing assertion
+        await engine.stop()
+        return [event async for event in events][-1]
+
+
+async def test_a_child_showing_a_qr_stops_by_itself_without_sigkill(
+    sim: SimThread, tmp_path: Path
+) -> None:
+    engine = real_engine(sim, tmp_path / "wa.db")
+    await engine.start()
+    events = engine.events()
+    try:
+        qr = await next_of(events, p.QrIssued)
+        assert qr.issued_at <= time.time()
+        await engine.ping()  # answered under the child's FFI lock
+        # Before the fix the child hung in asyncio.run()'s executor join and every stop
+        # ended in stop_timeout + SIGKILL.
+        assert await stopped(engine, events) == p.EngineExited(
+            expected=True, reason="stopped", detail="exited with code 0"
+        )
+    finally:
+        await engine.stop()
+    assert engine.pid is not None and not process_alive(engine.pid)
+
+
+async def test_a_linked_child_answers_ping_and_stops_by_itself(
+    sim: SimThread, tmp_path: Path
+) -> None:
+    # The kind server: it lets the client close after the 515, so whatsmeow always logs in
+    # (by default the simulator drops the socket at once, a race whatsmeow may lose; the
+    # session's login deadline covers that, and it is not what this test is about).
+    sim.faults(after_pair="linger")
+    engine = real_engine(sim, tmp_path / "wa.db")
+    await engine.start()
+    events = engine.events()
+    try:
+        qr = await next_of(events, p.QrIssued)
+        await asyncio.to_thread(sim.scan, qr.code)
+        await next_of(events, p.Connected)
+        await engine.ping()
+        assert await stopped(engine, events) == p.EngineExited(
+            expected=True, reason="stopped", detail="exited with code 0"
+        )
+    finally:
+        await engine.stop()
