@@ -61,7 +61,8 @@ class Session:
 
     async def send_node(self, node: Node) -> None:
         async with self._send_lock:
-            await self._chaos_delay()  # under the lock: frames keep their order, as on TCP
+            if not self._closed:
+                await self._chaos_delay()  # under the lock: frames keep their order, as on TCP
             if self._send_cipher is None or self._closed:
                 raise ConnectionError("session is not open")
             try:
