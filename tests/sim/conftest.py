@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from tests.sim.fake_wa_client import ClientLink, ConnectFactory, FakeDevice, MemoryConn
+from tests.sim.fake_wa_client import ConnectFactory, in_memory_server
 from waqr.sim.certs import ServerIdentity, load_or_create_root
-from waqr.sim.server import ConnectionHandler
 from waqr.sim.state import World
 
 
@@ -27,16 +25,5 @@ def identity(tmp_path: Path) -> ServerIdentity:
 @pytest.fixture
 async def connect(world: World, identity: ServerIdentity) -> AsyncIterator[ConnectFactory]:
     """Open in-memory connections served by the real handler; all closed at the end."""
-    handler = ConnectionHandler(world, identity)
-    served: list[tuple[MemoryConn, asyncio.Task[None]]] = []
-
-    def open_link(device: FakeDevice) -> ClientLink:
-        conn = MemoryConn()
-        served.append((conn, asyncio.create_task(handler(conn))))
-        return ClientLink(conn, identity.root_public_key, device)
-
-    yield open_link
-    for conn, task in served:
-        await conn.close()
-        async with asyncio.timeout(5):
-            await task
+    async with in_memory_server(world, identity) as open_link:
+        yield open_link

@@ -8,20 +8,23 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import os
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from waqr.sim import proto, xeddsa
 from waqr.sim.binary import JID, SERVER_JID, Node, pack_frame, unpack_frame
+from waqr.sim.certs import ServerIdentity
 from waqr.sim.frontdoor import FrameConnClosed
 from waqr.sim.noise import INTRO_HEADER, SymmetricState, TransportCipher, dh
 from waqr.sim.pairing import parse_qr
+from waqr.sim.server import ConnectionHandler
 from waqr.sim.state import LinkedDevice, World
 
 RECV_TIMEOUT = 5.0  # every wait in these tests is bounded
@@ -279,6 +282,11 @@ class ClientLink:
 ConnectFactory = Callable[[FakeDevice], ClientLink]  # the ``connect`` fixture's type
 
 
+def client_iq(iq_id: str, xmlns: str, iq_type: str, children: list[Node] | None = None) -> Node:
+    """An iq as the client sends it to the server."""
+    return Node("iq", {"id": iq_id, "xmlns": xmlns, "type": iq_type, "to": SERVER_JID}, children)
+
+
 async def register(link: ClientLink, device: FakeDevice) -> list[str]:
     """Open a registration connection and ack its pair-device, as whatsmeow does (doc §6.1)."""
     await link.handshake(device.registration_payload())
@@ -302,3 +310,40 @@ async def scan_and_answer(
     link.send(device.answer_pair_success(pair_success, **answer))
     result = await asyncio.gather(scan, return_exceptions=True)
     return result[0]
+
+
+async def paired_device(connect: ConnectFactory, world: World) -> FakeDevice:
+    """A device the phone has linked by scanning its first QR."""
+    device = FakeDevice()
+    link = connect(device)
+    refs = await register(link, device)
+    linked = await scan_and_answer(world, link, device, device.qr_string(refs[0]))
+    assert isinstance(linked, LinkedDevice)
+    return device
+
+
+async def login(connect: ConnectFactory, device: FakeDevice) -> tuple[ClientLink, Node | None]:
+    """A login connection of a linked device, and the server's first node (None: closed)."""
+    link = connect(device)
+    await link.handshake(device.login_payload())
+    return link, await link.recv()
+
+
+@contextlib.asynccontextmanager
+async def in_memory_server(world: World, identity: ServerIdentity) -> AsyncIterator[ConnectFactory]:
+    """Open in-memory connections served by the real handler; all closed at the end."""
+    handler = ConnectionHandler(world, identity)
+    served: list[tuple[MemoryConn, asyncio.Task[None]]] = []
+
+    def open_link(device: FakeDevice) -> ClientLink:
+        conn = MemoryConn()
+        served.append((conn, asyncio.create_task(handler(conn))))
+        return ClientLink(conn, identity.root_public_key, device)
+
+    try:
+        yield open_link
+    finally:
+        for conn, task in served:
+            await conn.close()
+            async with asyncio.timeout(5):
+                await task

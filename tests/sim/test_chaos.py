@@ -6,17 +6,18 @@ import asyncio
 from typing import Any
 
 from tests.sim.fake_wa_client import (
-    ClientLink,
     ConnectFactory,
     FakeDevice,
-    MemoryConn,
+    client_iq,
+    in_memory_server,
+    login,
+    paired_device,
     register,
     scan_and_answer,
 )
-from waqr.sim.binary import SERVER_JID, Node
+from waqr.sim.binary import Node
 from waqr.sim.certs import ServerIdentity
 from waqr.sim.chaos import LOGIN_POINTS, REGISTRATION_POINTS, Chaos, ChaosPoint, ChaosSettings
-from waqr.sim.server import ConnectionHandler
 from waqr.sim.state import LinkedDevice, PairingFailedError, World
 
 
@@ -50,27 +51,6 @@ class DropsFirstIq(Chaos):
 
     def drops_ack(self) -> bool:
         return next(self.decisions, False)
-
-
-def _iq(iq_id: str, xmlns: str, iq_type: str, children: list[Node] | None = None) -> Node:
-    return Node("iq", {"id": iq_id, "xmlns": xmlns, "type": iq_type, "to": SERVER_JID}, children)
-
-
-async def _paired(connect: ConnectFactory, world: World) -> FakeDevice:
-    """A device linked while chaos is off."""
-    device = FakeDevice()
-    link = connect(device)
-    refs = await register(link, device)
-    assert isinstance(
-        await scan_and_answer(world, link, device, device.qr_string(refs[0])), LinkedDevice
-    )
-    return device
-
-
-async def _login(connect: ConnectFactory, device: FakeDevice) -> tuple[ClientLink, Node | None]:
-    link = connect(device)
-    await link.handshake(device.login_payload())
-    return link, await link.recv()
 
 
 # -- the generator -----------------------------------------------------------------------------
@@ -181,26 +161,26 @@ async def test_close_before_the_515_links_the_device_but_never_asks_for_a_restar
 async def test_login_closed_after_the_handshake_gets_neither_success_nor_failure(
     connect: ConnectFactory, world: World
 ) -> None:
-    device = await _paired(connect, world)
+    device = await paired_device(connect, world)
     world.faults.chaos = ClosesAt("handshake")
-    link, first = await _login(connect, device)
+    link, first = await login(connect, device)
     assert first is None and link.conn.hung_up
 
 
 async def test_login_closed_after_success(connect: ConnectFactory, world: World) -> None:
-    device = await _paired(connect, world)
+    device = await paired_device(connect, world)
     world.faults.chaos = ClosesAt("success")
-    link, success = await _login(connect, device)
+    link, success = await login(connect, device)
     assert success is not None and success.tag == "success"
     assert await link.recv() is None
     assert world.logged_in() == []
 
 
 async def test_login_closed_once_connected(connect: ConnectFactory, world: World) -> None:
-    device = await _paired(connect, world)
+    device = await paired_device(connect, world)
     world.faults.chaos = ClosesAt("connected")
-    link, _ = await _login(connect, device)
-    active = await link.query(_iq("a1", "passive", "set", [Node("active")]))
+    link, _ = await login(connect, device)
+    active = await link.query(client_iq("a1", "passive", "set", [Node("active")]))
     assert active.attr("type") == "result"
     assert await link.recv() is None
 
@@ -211,11 +191,11 @@ async def test_login_closed_once_connected(connect: ConnectFactory, world: World
 async def test_a_dropped_iq_gets_no_answer_while_the_next_one_does(
     connect: ConnectFactory, world: World
 ) -> None:
-    device = await _paired(connect, world)
-    link, _ = await _login(connect, device)
+    device = await paired_device(connect, world)
+    link, _ = await login(connect, device)
     world.faults.chaos = DropsFirstIq()
-    link.send(_iq("ping-1", "w:p", "get"))
-    count = await link.query(_iq("count-1", "encrypt", "get", [Node("count")]))
+    link.send(client_iq("ping-1", "w:p", "get"))
+    count = await link.query(client_iq("count-1", "encrypt", "get", [Node("count")]))
     assert count.attr("id") == "count-1"  # the ping's answer would have come first
     assert not link.conn.closed
 
@@ -223,12 +203,12 @@ async def test_a_dropped_iq_gets_no_answer_while_the_next_one_does(
 async def test_every_server_frame_is_delayed_and_arrives_intact_in_order(
     connect: ConnectFactory, world: World
 ) -> None:
-    device = await _paired(connect, world)
+    device = await paired_device(connect, world)
     sleeps = Sleeps()
     world.faults.chaos = Chaos(ChaosSettings(seed=11, delay_max=0.5), sleep=sleeps)
-    link, success = await _login(connect, device)
+    link, success = await login(connect, device)
     assert success is not None and success.tag == "success"
-    replies = [await link.query(_iq(f"p{n}", "w:p", "get")) for n in range(3)]
+    replies = [await link.query(client_iq(f"p{n}", "w:p", "get")) for n in range(3)]
     assert [reply.attr("id") for reply in replies] == ["p0", "p1", "p2"]
     # ServerHello, <success>, three pongs: each was held back first.
     assert len(sleeps.delays) == 5 and all(0 < d <= 0.5 for d in sleeps.delays)
@@ -240,26 +220,18 @@ async def test_every_server_frame_is_delayed_and_arrives_intact_in_order(
 async def _chaotic_run(identity: ServerIdentity, seed: int) -> list[object]:
     """Eight logins of one device under chaos; what the client saw of each, and the delays."""
     world = World(default_phone="15550001111")
-    handler = ConnectionHandler(world, identity)
-    served: list[tuple[MemoryConn, asyncio.Task[None]]] = []
-
-    def connect(device: FakeDevice) -> ClientLink:
-        conn = MemoryConn()
-        served.append((conn, asyncio.create_task(handler(conn))))
-        return ClientLink(conn, identity.root_public_key, device)
-
-    try:
-        device = await _paired(connect, world)
+    async with in_memory_server(world, identity) as connect:
+        device = await paired_device(connect, world)
         sleeps = Sleeps()
         world.faults.chaos = Chaos(
             ChaosSettings(seed, delay_max=1.0, early_close=0.5), sleep=sleeps
         )
         seen: list[object] = []
         for attempt in range(8):
-            link, first = await _login(connect, device)
+            link, first = await login(connect, device)
             trace = [first.tag if first is not None else None]
             if first is not None:
-                link.send(_iq(f"a{attempt}", "passive", "set", [Node("active")]))
+                link.send(client_iq(f"a{attempt}", "passive", "set", [Node("active")]))
                 trace.append(getattr(await link.recv(), "tag", None))
             seen.append(trace)
             await link.conn.close()
@@ -267,11 +239,6 @@ async def _chaotic_run(identity: ServerIdentity, seed: int) -> list[object]:
                 while world.sessions:
                     await asyncio.sleep(0.01)
         return [*seen, *sleeps.delays]
-    finally:
-        for conn, task in served:
-            await conn.close()
-            async with asyncio.timeout(5):
-                await task
 
 
 async def test_a_seed_reproduces_a_whole_run_of_connections(identity: ServerIdentity) -> None:

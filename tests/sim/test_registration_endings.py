@@ -15,11 +15,11 @@ from tests.sim.fake_wa_client import (
     ClientLink,
     ConnectFactory,
     FakeDevice,
+    client_iq,
     register,
     scan_and_answer,
 )
 from waqr.sim import registration
-from waqr.sim.binary import SERVER_JID, Node
 from waqr.sim.state import LinkedDevice, World
 
 
@@ -32,10 +32,6 @@ async def _linked(
     linked = await scan_and_answer(world, link, device, device.qr_string(refs[0]))
     assert isinstance(linked, LinkedDevice)
     return link, device, linked
-
-
-def _ping(iq_id: str) -> Node:
-    return Node("iq", {"id": iq_id, "xmlns": "w:p", "type": "get", "to": SERVER_JID})
 
 
 async def test_by_default_the_515_is_followed_at_once_by_a_dropped_socket(
@@ -67,7 +63,8 @@ async def test_linger_keeps_the_socket_open_after_the_515_then_closes_it_politel
     link, _, _ = await _linked(connect, world)
     restart = await link.recv()
     assert restart is not None and restart.attr("code") == "515"
-    pong = await link.query(_ping("after-515"))  # still open: the client could close first
+    # Still open: the client could close first.
+    pong = await link.query(client_iq("after-515", "w:p", "get"))
     assert pong.attr("type") == "result"
     assert await link.recv() is None
     assert not link.conn.hung_up
@@ -84,7 +81,7 @@ async def test_server_stays_silent_and_open_when_the_qr_refs_run_out(
     link = connect(device)
     await register(link, device)
     await asyncio.sleep(0.3)  # anything the server meant to send unasked would be queued now
-    pong = await link.query(_ping("still-there"))  # the very next node is the answer
+    pong = await link.query(client_iq("still-there", "w:p", "get"))  # the very next node
     assert pong.attr("type") == "result"
     assert not link.conn.closed
     assert [s.kind for s in world.sessions.values()] == ["registration"]
@@ -113,6 +110,6 @@ async def test_unpaired_deadline_spares_a_connection_that_paired_in_time(
     restart = await link.recv()
     assert restart is not None and restart.attr("code") == "515"
     await asyncio.sleep(1.2)  # past the deadline
-    pong = await link.query(_ping("paired"))  # answered, and no xmlstreamend came first
+    pong = await link.query(client_iq("paired", "w:p", "get"))  # with no xmlstreamend first
     assert pong.attr("type") == "result"
     assert not link.conn.closed
