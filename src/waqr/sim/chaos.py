@@ -14,6 +14,8 @@ protocol (no corrupt frame, no invented node):
 
 One ``random.Random(seed)`` serves the whole world, and every decision draws the same number of
 values whatever the settings, so one seed and one sequence of connections give one run.
+(Connections running side by side draw in whatever order the event loop runs them.) Delays and
+drops apply from the next frame or iq on; the close point is picked when a connection starts.
 """
 
 from __future__ import annotations
