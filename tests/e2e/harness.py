@@ -120,8 +120,10 @@ def simulator(state_dir: Path) -> Iterator[SimThread]:
 
 
 def bot_on(sim: SimThread, data_dir: Path, **env: str) -> ServiceProcess:
-    # A short backoff cap: a healed fault is noticed in seconds, not in a minute.
-    defaults = {"WAQR_RECONNECT_BACKOFF_MAX": "4"}
+    # A short backoff cap: a healed fault is noticed in seconds, not in a minute. A short
+    # login deadline: the simulator drops the socket right after 515, as WhatsApp does, and
+    # whatsmeow then sometimes never redials; the session's deadline is what recovers.
+    defaults = {"WAQR_RECONNECT_BACKOFF_MAX": "4", "WAQR_LOGIN_TIMEOUT": "6"}
     return ServiceProcess(data_dir, env={**defaults, **sim.bot_env(), **env})
 
 
