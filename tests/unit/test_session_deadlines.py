@@ -319,3 +319,21 @@ async def test_close_stops_the_engine_from_any_state(make_session) -> None:
     await asyncio.wait_for(session.close(), 5)
     assert script.engines[0].stopped
     assert len(script.engines) == 1
+
+
+async def test_a_socket_seen_closing_right_after_linking_shortens_the_wait_for_the_redial(
+    make_session, store, clock
+) -> None:
+    script = EngineScript(QR1)
+    session = make_session(script, login_timeout=30, redial_grace=5)
+    await session.start()
+    await until(lambda: session.state is State.QR_READY)
+    make_credentials(store)
+    script.on_start = [ME]
+    script.current.emit(LINKED, p.Disconnected())  # the close beat the 515
+    await until(lambda: session.status()["deadlineAt"] is not None)
+    await asyncio.sleep(0.05)
+    clock.advance(6, session)  # well inside the login deadline, past the redial grace
+    await script.wait_for_engine(2)
+    await until(lambda: session.state is State.CONNECTED)
+    assert reason_code(session) == "login_stalled"

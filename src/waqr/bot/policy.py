@@ -4,6 +4,7 @@ Each deadline is derived from what the state waits for (README, "Session states"
 
     connecting (no event yet)    dial_timeout      then connect_timeout, fresh engine
     connecting (after a link)    login_timeout     then login_stalled, fresh engine
+                                 (redial_grace once the socket is seen closing)
     qr_ready / pairing_code      last QR's expiry + qr_grace
                                                    then qr_batch_exhausted: a new batch if
                                                    someone waits, else qr_timeout (resting)
@@ -31,6 +32,8 @@ class SessionPolicy:
     # After the phone accepted the link, whatsmeow restarts the stream (515) and logs in,
     # normally within a second or two. A close that races the 515 leaves it silent forever.
     login_timeout: float = 30.0
+    # ...and once the socket is seen closing in that phase, this long for whatsmeow's redial.
+    redial_grace: float = 5.0
     # whatsmeow hands out the next code the moment the previous one expires (qrchan.go);
     # no new code within this margin means the batch has run out.
     qr_grace: float = 3.0

@@ -25,6 +25,8 @@ def child_engine_maker(settings: Settings) -> EngineMaker:
             start_timeout=settings.engine_start_timeout,
             stop_timeout=settings.engine_stop_timeout,
             command_timeout=settings.engine_command_timeout,
+            # A ping needs no round trip to WhatsApp: ten seconds is already generous.
+            ping_timeout=min(10.0, settings.engine_command_timeout),
         )
 
     return make

@@ -613,7 +613,11 @@ class Session:
             # whatsmeow reconnects by itself after a drop; give it a grace period.
             self._set_state(State.DISCONNECTED, why)
             self._deadline = self.clock() + self.policy.reconnect_grace
-        # While connecting, whatsmeow redials by itself (or not: the deadline decides).
+        elif self._linked_in_attempt and self._deadline is not None:
+            # Right after linking, a close may beat the 515 restart and whatsmeow then never
+            # redials; a real restart logs in within a second or two, so wait briefly only.
+            self._deadline = min(self._deadline, self.clock() + self.policy.redial_grace)
+        # Otherwise whatsmeow redials by itself (or not: the deadline decides).
 
     # === deadlines ==========================================================================
     def _deadline_passed(self) -> None:

@@ -110,10 +110,15 @@ class WhatsmeowWatch(logging.Filter):
       but neonize emits no ClientOutdated event in that phase.
     - A 5xx refusal: "Got 503/... connect failure, assuming automatic reconnect will handle
       it" is the only sign of why the engine keeps reconnecting.
+    - A socket closed by the server while whatsmeow expected a disconnect: after pairing it
+      expects one for the 515 restart, and when the close wins the race against the 515 it
+      logs "OnDisconnect() called, but it was expected, so not emitting event" and may never
+      redial. Reported as Disconnected, so the session need not wait out its login deadline.
     """
 
     _OUTDATED = re.compile(r"Client outdated \(405\) connect failure")
     _TRANSIENT = re.compile(r"Got (\d{3})/\S* connect failure, assuming automatic reconnect")
+    _SILENT_CLOSE = re.compile(r"OnDisconnect\(\) called, but it was expected")
 
     def __init__(self, level: int, child: EngineChild, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
@@ -131,6 +136,8 @@ class WhatsmeowWatch(logging.Filter):
             elif match := self._TRANSIENT.search(text):
                 status = int(match.group(1))
                 self.loop.call_soon_threadsafe(self.child.emit, p.ServerUnavailable(status))
+            elif self._SILENT_CLOSE.search(text):
+                self.loop.call_soon_threadsafe(self.child.note_silent_close)
         return record.levelno >= self.level
 
 
@@ -145,6 +152,7 @@ class EngineChild:
         self.qr_batch: int | None = None
         self.batch_known = asyncio.Event()
         self.emitted: set[p.EngineEvent] = set()
+        self.linked = False  # the phone accepted the link in this child's life
         self.client: Any = None
 
     def emit(self, event: p.EngineEvent) -> None:
@@ -240,7 +248,12 @@ class EngineChild:
         if message.Error:
             log_event(log, "pairing failed", level=logging.WARNING, error=message.Error)
             return
+        self.linked = True
         self.emit(p.PairSuccess(jid=f"{message.ID.User}@{message.ID.Server}"))
+
+    def note_silent_close(self) -> None:
+        if self.linked and not self.stopping:
+            self.emit(p.Disconnected())
 
     async def on_connected(self, client: Any, _message: Any) -> None:
         jid = push_name = None

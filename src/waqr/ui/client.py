@@ -18,6 +18,12 @@ class UiError(Exception):
         return self.message
 
 
+# Past the bridge's own defaults for these calls (WAQR_BOT_PAIR_TIMEOUT 90 s,
+# WAQR_BOT_LOGOUT_TIMEOUT 60 s), so the page never gives up on work the bot completes.
+PAIR_CODE_TIMEOUT = 100.0
+LOGOUT_TIMEOUT = 70.0
+
+
 class BridgeClient:
     def __init__(self, api_url: str, token: str, *, timeout: float = 8.0) -> None:
         self.api_url = api_url.rstrip("/")
@@ -75,7 +81,9 @@ class BridgeClient:
         return self._call("POST", "/admin/wa/reconnect", params={"reset": str(reset).lower()})
 
     def logout(self) -> dict[str, Any]:
-        return self._call("POST", "/admin/wa/logout")
+        return self._call("POST", "/admin/wa/logout", timeout=LOGOUT_TIMEOUT)
 
     def pair_code(self, phone: str) -> dict[str, Any]:
-        return self._call("POST", "/admin/wa/pair-code", json={"phone": phone}, timeout=60)
+        return self._call(
+            "POST", "/admin/wa/pair-code", json={"phone": phone}, timeout=PAIR_CODE_TIMEOUT
+        )
