@@ -186,15 +186,21 @@ def test_a_reconnect_racing_a_pairing_code_never_leaves_a_dead_code_on_screen(
         bot.stop()
 
 
-def test_a_reconnect_racing_a_logout_never_cuts_the_unlink_short(
-    sim: SimThread, tmp_path: Path
+@pytest.mark.parametrize("first", ["logout", "reconnect"])
+def test_a_reconnect_racing_a_logout_never_leaves_a_dead_device(
+    sim: SimThread, tmp_path: Path, first: str
 ) -> None:
     bot = bot_on(sim, tmp_path / "data").start()
     try:
         link(sim, bot)
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
-            logout = pool.submit(bot.post, "/logout")
-            reconnect = pool.submit(bot.post, "/reconnect")
+            if first == "logout":
+                logout = pool.submit(bot.post, "/logout")
+                reconnect = pool.submit(bot.post, "/reconnect")
+            else:  # the logout then finds the engine restarting and waits to unlink with it
+                reconnect = pool.submit(bot.post, "/reconnect")
+                reconnect.result()
+                logout = pool.submit(bot.post, "/logout")
             logout_reply, reconnect_reply = logout.result(), reconnect.result()
         assert logout_reply.status_code == 200
         assert reconnect_reply.status_code == 202

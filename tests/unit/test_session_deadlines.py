@@ -337,3 +337,40 @@ async def test_a_socket_seen_closing_right_after_linking_shortens_the_wait_for_t
     await script.wait_for_engine(2)
     await until(lambda: session.state is State.CONNECTED)
     assert reason_code(session) == "login_stalled"
+
+
+async def test_a_logout_during_a_reconnect_waits_for_the_engine_to_unlink_with(
+    make_session, store
+) -> None:
+    make_credentials(store)
+    script = EngineScript(ME)
+    session = make_session(script)
+    await session.start()
+    await until(lambda: session.state is State.CONNECTED)
+    script.on_start = []  # the next engine takes its time to log in
+    await session.reconnect()
+    second = await script.wait_for_engine(2)
+    logout = asyncio.create_task(session.logout())
+    await asyncio.sleep(0.05)
+    assert not logout.done()
+    script.on_start = [QR1]
+    second.emit(ME)
+    assert (await logout).unlinked is True
+    assert second.logged_out  # no dead entry left in the phone's Linked devices
+    await until(lambda: session.state is State.QR_READY)
+    assert not store.db_path.exists()
+
+
+async def test_a_logout_gives_up_waiting_for_a_connection_and_wipes_locally(
+    make_session, store, clock
+) -> None:
+    make_credentials(store)
+    script = EngineScript()
+    session = make_session(script, unlink_wait=15)
+    await session.start()
+    await script.wait_for_engine(1)
+    logout = asyncio.create_task(session.logout())
+    await asyncio.sleep(0.05)
+    clock.advance(16, session)
+    assert (await asyncio.wait_for(logout, 5)).unlinked is False
+    await until(lambda: not store.db_path.exists())

@@ -40,6 +40,9 @@ class SessionPolicy:
     # How long whatsmeow may try to get a lost connection back by itself before the
     # session replaces the engine.
     reconnect_grace: float = 30.0
+    # How long a logout or relink waits for a reconnecting engine to unlink the device with
+    # (else the credentials are wiped locally and the device stays in Linked devices).
+    unlink_wait: float = 15.0
     # How long POST /pair-code waits for an engine to be ready to pair.
     pair_wait: float = 45.0
     # Idle engines are pinged this often; a ping or command that takes longer than

@@ -92,6 +92,13 @@ class _Call:
     deadline: float  # the engine bounds its own calls; this bounds an engine that does not
 
 
+@dataclass(frozen=True, slots=True)
+class _Unlink:
+    command: i.Reconnect | i.Logout
+    after: tuple[State, Reason]  # the state and reason once credentials are wiped
+    until: float  # how long to wait for a connected engine to unlink with
+
+
 def iso(ts: float | None) -> str | None:
     if ts is None:
         return None
@@ -141,7 +148,7 @@ class Session:
         self._probe: _Call | None = None  # an engine ping running
         self._deferred: deque[i.Request] = deque()
         self._waiting_pair: tuple[i.PairCode, float] | None = None
-        self._after_unlink: tuple[State, Reason] | None = None
+        self._unlink: _Unlink | None = None  # a logout/relink waiting to unlink at WhatsApp
         self._closing: i.Close | None = None
         self._backoff = Backoff(policy.backoff_min, policy.backoff_max)
         self._qr_cycles = 0
@@ -348,6 +355,8 @@ class Session:
         if self._waiting_pair is not None:
             times.append(self._waiting_pair[1])
         times += [call.deadline for call in (self._call, self._probe) if call is not None]
+        if self._unlink is not None and self._call is None:
+            times.append(self._unlink.until)
         if self._engine is None and not self._retiring and self._start_at is not None:
             times.append(self._start_at)
         return min(times) if times else None
@@ -377,8 +386,8 @@ class Session:
                     self._retire(self._engine)
             case i.Command() if self._closing is not None:
                 item.refuse(SessionUnavailable("the service is stopping"))
-            case i.Command() if self._call is not None:
-                item.queued_behind = self._call.name
+            case i.Command() if (busy := self._busy_with()) is not None:
+                item.queued_behind = busy
                 self._deferred.append(item)
             case i.Reconnect(reset=False):
                 self._on_reconnect(item)
@@ -386,6 +395,12 @@ class Session:
                 await self._on_unlink_request(item)
             case i.PairCode():
                 self._on_pair_code(item)
+
+    def _busy_with(self) -> str | None:
+        """The running logout or pairing that later requests wait behind, if any."""
+        if self._unlink is not None:
+            return "logout"
+        return self._call.name if self._call is not None else None
 
     async def _advance(self) -> None:
         """Act on whatever the clock says is due."""
@@ -423,7 +438,8 @@ class Session:
             and now >= self._start_at
         ):
             await self._start_engine()
-        while self._deferred and self._call is None:
+        self._try_unlink()
+        while self._deferred and self._busy_with() is None:
             await self._handle(self._deferred.popleft())
 
     # === engine lifecycle ===================================================================
@@ -702,20 +718,36 @@ class Session:
         self._record_action(code)
         log_event(log, "restart requested", session=self.name, action=code)
         after = (State.STARTING if relink else State.LOGGED_OUT, reasons.reason(code))
+        if isinstance(command, i.Reconnect):  # a relink answers at once; a logout with the unlink
+            command.answer(i.ReconnectResult(started=True, queued_behind=command.queued_behind))
+        self._unlink = _Unlink(command, after, self.clock() + self.policy.unlink_wait)
+        self._try_unlink()
+
+    def _try_unlink(self) -> None:
+        """Unlink the old device at WhatsApp first (best effort), so dead entries do not pile up
+        in the phone's Linked devices (WhatsApp allows four). An engine that is (re)connecting
+        with the credentials is waited for, within ``unlink_wait``; otherwise wipe locally."""
+        pending = self._unlink
+        if pending is None or self._call is not None:
+            return
         engine = self._engine
         if self.state is State.CONNECTED and engine is not None:
-            # Unlink the old device at WhatsApp first (best effort), so dead entries do not
-            # pile up in the phone's Linked devices (WhatsApp allows four).
-            self._after_unlink = after
-            self._call = self._start_call("logout", engine, engine.logout(), command)
-            if relink:  # a relink answers at once; a logout answers with the unlink's result
-                command.answer(i.ReconnectResult(started=True, queued_behind=command.queued_behind))
+            self._call = self._start_call("logout", engine, engine.logout(), pending.command)
             return
-        self._finish_unlink(after)
-        if isinstance(command, i.Reconnect):
-            command.answer(i.ReconnectResult(started=True, queued_behind=command.queued_behind))
-        else:
-            command.answer(i.LogoutResult(unlinked=False, queued_behind=command.queued_behind))
+        reconnecting = self.state in (State.CONNECTING, State.STARTING, State.DISCONNECTED)
+        if not (self.has_credentials and reconnecting) or self.clock() >= pending.until:
+            self._complete_unlink(unlinked=False)
+
+    def _complete_unlink(self, *, unlinked: bool, engine: p.Engine | None = None) -> None:
+        pending, self._unlink = self._unlink, None
+        if pending is None:
+            return
+        if engine is not None and engine is self._engine:
+            self._retire(engine)
+        self._finish_unlink(pending.after)
+        if isinstance(pending.command, i.Logout):
+            queued = pending.command.queued_behind
+            pending.command.answer(i.LogoutResult(unlinked=unlinked, queued_behind=queued))
 
     def _finish_unlink(self, after: tuple[State, Reason]) -> None:
         self._wipe_first = True
@@ -768,6 +800,9 @@ class Session:
 
     def _refuse_pending(self, error: Exception) -> None:
         self._refuse_waiting_pair()
+        if self._unlink is not None:
+            self._unlink.command.refuse(error)
+            self._unlink = None
         while self._deferred:
             self._deferred.popleft().refuse(error)
 
@@ -836,11 +871,11 @@ class Session:
         command = self._call.command
         self._call = None
         if done.name == "logout":
-            self._on_unlinked(done, command)
+            self._on_unlinked(done)
         elif isinstance(command, i.PairCode):
             self._on_paired(done, command)
 
-    def _on_unlinked(self, done: i.CallDone, command: i.Command | None) -> None:
+    def _on_unlinked(self, done: i.CallDone) -> None:
         if done.error is not None:
             log_event(
                 log,
@@ -849,15 +884,7 @@ class Session:
                 session=self.name,
                 error=str(done.error),
             )
-        after = self._after_unlink or (State.LOGGED_OUT, reasons.reason("logout_requested"))
-        self._after_unlink = None
-        if done.engine is self._engine:
-            self._retire(done.engine)
-        self._finish_unlink(after)
-        if isinstance(command, i.Logout):
-            command.answer(
-                i.LogoutResult(unlinked=done.error is None, queued_behind=command.queued_behind)
-            )
+        self._complete_unlink(unlinked=done.error is None, engine=done.engine)
 
     def _on_paired(self, done: i.CallDone, command: i.PairCode) -> None:
         if done.error is not None:
