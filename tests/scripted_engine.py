@@ -36,12 +36,14 @@ class ScriptedEngine:
     async def start(self) -> None:
         if self.script.start_error is not None:
             raise self.script.start_error
+        await self.script.start_gate.wait()
         self.started = True
         for event in self.script.on_start:
             self.queue.put_nowait(_stamped(event))
 
     async def stop(self) -> None:
-        if not self.stopped:
+        # Like the child engine: before start() has finished there is nothing to stop yet.
+        if self.started and not self.stopped:
             self.stopped = True
             self.queue.put_nowait(p.EngineExited(expected=True, reason="stopped", detail="test"))
 
@@ -73,6 +75,10 @@ class ScriptedEngine:
         for event in events:
             self.queue.put_nowait(_stamped(event))
 
+    @property
+    def running(self) -> list[ScriptedEngine]:
+        return [e for e in self.script.engines if e.started and not e.stopped]
+
     def crash(self, reason: str = "engine_crashed") -> None:
         self.queue.put_nowait(p.EngineExited(expected=False, reason=reason, detail="test"))
 
@@ -86,6 +92,8 @@ class EngineScript:
         self.logout_fails = False
         self.hang_commands = False  # pair_phone and ping never answer
         self.start_error: Exception | None = None
+        self.start_gate = asyncio.Event()  # start() waits for it (clear it to hold starts)
+        self.start_gate.set()
         self.made = asyncio.Event()
 
     def __call__(self) -> ScriptedEngine:

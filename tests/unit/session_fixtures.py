@@ -66,9 +66,7 @@ FAST = {"backoff_min": 0.01, "backoff_max": 0.05}
 
 
 @pytest.fixture
-async def make_session(
-    store: SessionStore, clock: Clock
-) -> AsyncIterator[Callable[..., Session]]:
+async def make_session(store: SessionStore, clock: Clock) -> AsyncIterator[Callable[..., Session]]:
     made: list[Session] = []
 
     def make(script: EngineScript, **policy: Any) -> Session:

@@ -87,9 +87,7 @@ async def test_unscanned_qr_batches_stop_after_the_cycle_cap(make_session, clock
     assert len(script.engines) == 2
 
 
-async def test_an_event_listener_alone_does_not_keep_qr_batches_coming(
-    make_session, clock
-) -> None:
+async def test_an_event_listener_alone_does_not_keep_qr_batches_coming(make_session, clock) -> None:
     script = EngineScript(QR1)
     session = make_session(script)
     listener = session.subscribe()
@@ -374,3 +372,76 @@ async def test_a_logout_gives_up_waiting_for_a_connection_and_wipes_locally(
     clock.advance(16, session)
     assert (await asyncio.wait_for(logout, 5)).unlinked is False
     await until(lambda: not store.db_path.exists())
+
+
+async def test_an_engine_retired_while_it_was_starting_is_stopped_once_it_runs(
+    make_session, store
+) -> None:
+    make_credentials(store)
+    script = EngineScript(ME)
+    script.start_gate.clear()  # the first engine takes its time to start
+    session = make_session(script)
+    await session.start()
+    first = await script.wait_for_engine(1)
+    reconnect = asyncio.create_task(session.reconnect())
+    await asyncio.sleep(0.05)  # retired before it had anything to stop
+    script.start_gate.set()
+    await reconnect
+    await script.wait_for_engine(2)
+    await until(lambda: session.state is State.CONNECTED)
+    assert first.stopped
+    assert first.running == [script.engines[1]]  # never two engines on one store
+
+
+async def test_a_connected_engine_whose_keepalive_keeps_failing_is_replaced(
+    make_session, store, clock
+) -> None:
+    make_credentials(store)
+    script = EngineScript(ME)
+    session = make_session(script, keepalive_grace=180)
+    await session.start()
+    await until(lambda: session.state is State.CONNECTED)
+    script.current.emit(p.KeepAliveTimeout(error_count=1))
+    await until(lambda: session.status()["keepaliveFailing"])
+    clock.advance(181, session)  # whatsmeow would now disconnect without a word
+    await script.wait_for_engine(2)
+    await until(lambda: session.state is State.CONNECTED)
+    assert reason_code(session) == "keepalive_timeout"
+    assert store.has_credentials()
+
+
+async def test_a_restored_keepalive_cancels_the_replacement(make_session, store, clock) -> None:
+    make_credentials(store)
+    script = EngineScript(ME)
+    session = make_session(script, keepalive_grace=180)
+    await session.start()
+    await until(lambda: session.state is State.CONNECTED)
+    script.current.emit(p.KeepAliveTimeout(error_count=1), p.KeepAliveRestored())
+    await until(
+        lambda: session.status()["deadlineAt"] is None and session.keepalive_failing is False
+    )
+    clock.advance(181, session)
+    await asyncio.sleep(0.05)
+    assert len(script.engines) == 1
+
+
+async def test_a_reconnect_after_a_failed_restart_is_not_swallowed(make_session, store) -> None:
+    make_credentials(store)
+    script = EngineScript(ME)
+    session = make_session(script, backoff_min=30, backoff_max=30)
+    await session.start()
+    await until(lambda: session.state is State.CONNECTED)
+    script.on_start = [p.DialFailed(error="connection refused")]
+    assert (await session.reconnect()).started is True
+    await until(lambda: session.state is State.DISCONNECTED)
+    script.on_start = [ME]
+    assert (await session.reconnect()).started is True  # not folded into the failed one
+    await until(lambda: session.state is State.CONNECTED)
+
+
+async def test_a_closed_session_is_not_reported_unhealthy(make_session) -> None:
+    session = make_session(EngineScript(QR1))
+    await session.start()
+    await until(lambda: session.state is State.QR_READY)
+    await session.close()
+    assert session.health() is None

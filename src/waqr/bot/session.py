@@ -177,7 +177,7 @@ class Session:
     def health(self) -> str | None:
         """None when the session is sound; else why the process should be restarted."""
         actor = self._actor
-        if actor is not None and actor.done():
+        if actor is not None and actor.done() and self._closing is None:
             if actor.cancelled():
                 return "the session actor was cancelled"
             return f"the session actor stopped: {actor.exception()!r}"
@@ -300,7 +300,10 @@ class Session:
         self._inbox.put_nowait(command)
         # The actor answers every command within its own bounds; this only guards against an
         # actor that died with the command in its queue.
-        bound = self.policy.pair_wait + 2 * self.policy.command_bound + 10
+        # The longest legitimate chain: a pairing code queued behind a logout that waited for
+        # a reconnecting engine.
+        policy = self.policy
+        bound = policy.unlink_wait + policy.pair_wait + 2 * policy.command_bound + 10
         done, _ = await asyncio.wait(
             {command.reply, actor}, timeout=bound, return_when="FIRST_COMPLETED"
         )
@@ -315,7 +318,9 @@ class Session:
         while self._closing is None or self._engine is not None or self._retiring:
             deadline = self._nearest_deadline()
             try:
-                if deadline is None:
+                if not self._inbox.empty() or deadline is None:
+                    # What already arrived comes first: wait_for(get(), 0) would let a deadline
+                    # that passed while the actor was busy beat an event that beat it.
                     item: i.Input = await self._inbox.get()
                 else:
                     timeout = max(0.0, deadline - self.clock())
@@ -384,6 +389,8 @@ class Session:
                 self._start_at = None
                 if self._engine is not None:
                     self._retire(self._engine)
+            case i.Command() if item.reply.done():
+                pass  # its caller gave up on it: do not act on an answer nobody reads
             case i.Command() if self._closing is not None:
                 item.refuse(SessionUnavailable("the service is stopping"))
             case i.Command() if (busy := self._busy_with()) is not None:
@@ -440,7 +447,8 @@ class Session:
             await self._start_engine()
         self._try_unlink()
         while self._deferred and self._busy_with() is None:
-            await self._handle(self._deferred.popleft())
+            deferred = self._deferred.popleft()
+            await self._step(functools.partial(self._handle, deferred), deferred)
 
     # === engine lifecycle ===================================================================
     async def _start_engine(self) -> None:
@@ -467,6 +475,10 @@ class Session:
         ended = False
         try:
             await engine.start()
+            if engine is not self._engine:
+                # Retired while it was starting: its stop() came before it had anything to
+                # stop, so stop it again now that it runs (never two engines on one store).
+                await asyncio.wait_for(engine.stop(), self.policy.stop_bound)
             async for event in engine.events():
                 self._inbox.put_nowait(i.FromEngine(engine, event))
                 ended = isinstance(event, p.EngineExited)
@@ -513,6 +525,7 @@ class Session:
         log_event(log, "credentials wiped", session=self.name)
 
     def _schedule_retry(self, why: Reason | None) -> None:
+        self._restart_in_flight = None  # whatever restart was under way has failed
         delay = self._backoff.next_delay()
         self._start_at = self.clock() + delay
         self.qr = None
@@ -520,6 +533,7 @@ class Session:
         self._refuse_waiting_pair()
 
     def _rest(self, state: State, why: Reason | None) -> None:
+        self._restart_in_flight = None
         self._start_at = None
         self.qr = None
         self._set_state(state, why)
@@ -548,6 +562,8 @@ class Session:
                 self._backoff.reset()
                 self._qr_cycles = 0
                 self._deadline = None
+                self._linked_in_attempt = False
+                self.keepalive_failing = False
                 self._set_state(State.CONNECTED)
                 self._refuse_waiting_pair()
             case p.LoggedOut(code=status):
@@ -577,8 +593,14 @@ class Session:
                 self._stream_error = reasons.reason("stream_error", detail=f"code {code}")
             case p.KeepAliveTimeout():
                 self.keepalive_failing = True
+                if self.state is State.CONNECTED and self._deadline is None:
+                    # whatsmeow gives up on failing pings only after 3 min, by a disconnect
+                    # of its own that emits nothing; the session will not wait longer.
+                    self._deadline = self.clock() + self.policy.keepalive_grace
             case p.KeepAliveRestored():
                 self.keepalive_failing = False
+                if self.state is State.CONNECTED:
+                    self._deadline = None
             case p.Disconnected():
                 self._on_disconnected(engine)
             case p.DialFailed(error=error):
@@ -601,7 +623,6 @@ class Session:
         now = self.clock()
         age = min(max(0.0, time.time() - event.issued_at), event.lifetime)
         self.qr = LiveQr(event.code, now + event.lifetime - age)
-        self._backoff.reset()
         if self.state is not State.PAIRING_CODE:
             self._set_state(State.QR_READY)
         self._deadline = self.qr.expires_at + self.policy.qr_grace
@@ -649,6 +670,12 @@ class Session:
             log_event(log, "engine did not reconnect in time; replacing it", session=self.name)
             self._retire(engine)
             self._schedule_retry(self.reason)
+            return
+        if self.state is State.CONNECTED:
+            log_event(log, "keepalive kept failing; replacing the engine", session=self.name)
+            self._retire(engine)
+            silent = f"pings unanswered for {self.policy.keepalive_grace:g} s"
+            self._schedule_retry(reasons.reason("keepalive_timeout", detail=silent))
             return
         if self._linked_in_attempt:
             code = "login_stalled"
@@ -742,12 +769,14 @@ class Session:
         pending, self._unlink = self._unlink, None
         if pending is None:
             return
-        if engine is not None and engine is self._engine:
-            self._retire(engine)
-        self._finish_unlink(pending.after)
-        if isinstance(pending.command, i.Logout):
-            queued = pending.command.queued_behind
-            pending.command.answer(i.LogoutResult(unlinked=unlinked, queued_behind=queued))
+        try:
+            if engine is not None and engine is self._engine:
+                self._retire(engine)
+            self._finish_unlink(pending.after)
+        finally:
+            if isinstance(pending.command, i.Logout):
+                queued = pending.command.queued_behind
+                pending.command.answer(i.LogoutResult(unlinked=unlinked, queued_behind=queued))
 
     def _finish_unlink(self, after: tuple[State, Reason]) -> None:
         self._wipe_first = True
@@ -845,7 +874,9 @@ class Session:
         call, self._call = self._call, None
         if call is not None:
             call.task.cancel()
-            if call.command is not None:
+            # A cancelled unlink stays pending: it still wipes, and answers when it does.
+            unlinking = self._unlink is not None and call.command is self._unlink.command
+            if call.command is not None and not unlinking:
                 call.command.refuse(SessionUnavailable(why))
 
     async def _on_call_done(self, done: i.CallDone) -> None:
