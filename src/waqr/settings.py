@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     engine_ping_interval: float = Field(
         30.0, gt=0, le=3600, validation_alias=_env("WAQR_ENGINE_PING_INTERVAL")
     )
+    # A connected link whose keepalive pings to WhatsApp have failed for this many seconds
+    # (from the first miss) is replaced: 45 s lets one missed ping pass and not two.
+    keepalive_fail_timeout: float = Field(
+        45.0, gt=0, le=3600, validation_alias=_env("WAQR_KEEPALIVE_FAIL_TIMEOUT")
+    )
     # After the phone accepted the link, the engine must log in within this many seconds;
     # else it is replaced with the same (new) credentials. whatsmeow can stay silent forever
     # when WhatsApp closes the socket right after its 515 restart request.

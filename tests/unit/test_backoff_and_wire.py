@@ -145,3 +145,11 @@ def test_lines_are_split_and_an_overlong_one_is_skipped_to_its_end() -> None:
 
 def test_a_line_may_be_exactly_as_long_as_the_limit_but_no_longer() -> None:
     assert _lines_of(b"a" * 9 + b"\n" + b"b" * 10 + b"\n", 10) == [b"a" * 9 + b"\n", Overlong(11)]
+
+
+def test_a_go_time_from_neonize_becomes_unix_seconds() -> None:
+    from waqr.engine.child import unix_seconds
+
+    assert unix_seconds(0) == 0.0  # Go's zero time: unknown
+    assert unix_seconds(1_800_000_000) == 1_800_000_000.0
+    assert unix_seconds(1_800_000_000_123) == 1_800_000_000.123

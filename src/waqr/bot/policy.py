@@ -10,7 +10,7 @@ Each deadline is derived from what the state waits for (README, "Session states"
                                                    someone waits, else qr_timeout (resting)
     disconnected, engine alive   reconnect_grace   then the engine is replaced
     disconnected, no engine      the backoff delay then a fresh engine
-    connected, pings failing     keepalive_grace   then keepalive_timeout, fresh engine
+    connected, pings failing     keepalive_grace   then link_unresponsive, fresh engine
     any state, engine alive      ping_interval     an engine ping; no answer within
                                                    command_bound -> engine_unresponsive
 """
@@ -38,9 +38,10 @@ class SessionPolicy:
     # whatsmeow hands out the next code the moment the previous one expires (qrchan.go);
     # no new code within this margin means the batch has run out.
     qr_grace: float = 3.0
-    # How long a connected engine may keep failing its keepalive pings to WhatsApp before it is
-    # replaced (whatsmeow's own limit is 3 min, after which it disconnects without a word).
-    keepalive_grace: float = 180.0
+    # How long a connected link may fail its keepalive pings to WhatsApp (from the first miss)
+    # before it is replaced: 45 s lets one missed ping (20-30 s apart) pass and not two.
+    # whatsmeow's own limit is 3 min, after which it disconnects without a word.
+    keepalive_grace: float = 45.0
     # How long whatsmeow may try to get a lost connection back by itself before the
     # session replaces the engine.
     reconnect_grace: float = 30.0

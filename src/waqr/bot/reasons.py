@@ -133,6 +133,12 @@ _TABLE: dict[str, tuple[str, str]] = {
         "waqr hit an unexpected error in this session.",
         "Nothing to do: the session retries with backoff. Please report it with the logs.",
     ),
+    "link_unresponsive": (
+        "WhatsApp stopped answering on a link that looked open (keepalive pings unanswered): "
+        "a NAT timeout, a dying middlebox or a half-open socket.",
+        "Nothing to do: waqr replaced the engine and reconnects with backoff, keeping the "
+        "credentials. If it repeats, check NAT/firewall idle timeouts and WA_PROXY.",
+    ),
     "qr_timeout": (
         "No one scanned the QR codes; waqr stopped asking WhatsApp for more.",
         "Ask for a QR again (GET /qr or the UI) when you are ready to scan.",

@@ -45,6 +45,7 @@ def session_policy(settings: Settings) -> SessionPolicy:
         login_timeout=settings.login_timeout,
         reconnect_grace=start,
         ping_interval=settings.engine_ping_interval,
+        keepalive_grace=settings.keepalive_fail_timeout,
         command_bound=settings.engine_command_timeout + stop + 5,
         stop_bound=stop + 10,
         via_proxy=settings.wa_proxy is not None,

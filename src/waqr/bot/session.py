@@ -129,6 +129,7 @@ class Session:
         self.pairing: PairingCode | None = None
         self.engine_starts = 0
         self.keepalive_failing = False
+        self.last_heard: float | None = None  # unix seconds: WhatsApp last answered (see status)
         self.has_credentials = False
         self.last_action: dict[str, str | None] | None = None
         # --- the actor's own ----------------------------------------------------------------
@@ -144,6 +145,7 @@ class Session:
         self._next_ping: float | None = None
         self._restart_in_flight: str | None = None  # "reconnect"/"wipe" until it settles
         self._stream_error: Reason | None = None
+        self._keepalive: tuple[float, int] | None = None  # first miss (wall), misses so far
         self._call: _Call | None = None  # a pair or unlink running; commands wait behind it
         self._probe: _Call | None = None  # an engine ping running
         self._deferred: deque[i.Request] = deque()
@@ -234,6 +236,7 @@ class Session:
             "nextRetryAt": iso(self._wall(retry_at)) if retry_at is not None else None,
             "deadlineAt": iso(self._wall(self._deadline)) if self._deadline is not None else None,
             "keepaliveFailing": self.keepalive_failing,
+            "lastFrameAt": iso(self.last_heard),
             "lastAction": self.last_action,
             "engine": {
                 "running": self._engine is not None,
@@ -460,6 +463,7 @@ class Session:
         self._linked_in_attempt = False
         self._stream_error = None
         self.keepalive_failing = False
+        self._keepalive = None
         engine = self.engine_factory()
         self._engine = engine
         self.engine_starts += 1
@@ -564,6 +568,8 @@ class Session:
                 self._deadline = None
                 self._linked_in_attempt = False
                 self.keepalive_failing = False
+                self._keepalive = None
+                self.last_heard = time.time()
                 self._set_state(State.CONNECTED)
                 self._refuse_waiting_pair()
             case p.LoggedOut(code=status):
@@ -591,14 +597,12 @@ class Session:
                 self._schedule_retry(why)
             case p.StreamError(code=code):
                 self._stream_error = reasons.reason("stream_error", detail=f"code {code}")
-            case p.KeepAliveTimeout():
-                self.keepalive_failing = True
-                if self.state is State.CONNECTED and self._deadline is None:
-                    # whatsmeow gives up on failing pings only after 3 min, by a disconnect
-                    # of its own that emits nothing; the session will not wait longer.
-                    self._deadline = self.clock() + self.policy.keepalive_grace
+            case p.KeepAliveTimeout(error_count=misses, last_success=last_success):
+                self._on_keepalive_missed(misses, last_success)
             case p.KeepAliveRestored():
                 self.keepalive_failing = False
+                self._keepalive = None
+                self.last_heard = time.time()
                 if self.state is State.CONNECTED:
                     self._deadline = None
             case p.Disconnected():
@@ -618,6 +622,29 @@ class Session:
                     self._rest(State.FAILED, why)
                 else:
                     self._schedule_retry(why)
+
+    def _on_keepalive_missed(self, misses: int, last_success: float) -> None:
+        """A connected link that stops answering its keepalive (a NAT timeout, a dying
+        middlebox, a half-open socket) is left after ``keepalive_grace``: one missed ping
+        passes, two in a row do not. whatsmeow itself would wait 3 minutes, then disconnect
+        without a word."""
+        self.keepalive_failing = True
+        if last_success > 0:
+            self.last_heard = last_success
+        if self._keepalive is None:
+            self._keepalive = (time.time(), misses)
+        else:
+            self._keepalive = (self._keepalive[0], misses)
+        if self.state is State.CONNECTED and self._deadline is None:
+            self._deadline = self.clock() + self.policy.keepalive_grace
+
+    def _link_unresponsive(self) -> Reason:
+        since, misses = self._keepalive or (time.time(), 0)
+        heard = f"; WhatsApp last answered at {iso(self.last_heard)}" if self.last_heard else ""
+        return reasons.reason(
+            "link_unresponsive",
+            detail=f"{misses} keepalive ping(s) unanswered since {iso(since)}{heard}",
+        )
 
     def _on_qr(self, engine: p.Engine, event: p.QrIssued) -> None:
         now = self.clock()
@@ -672,10 +699,9 @@ class Session:
             self._schedule_retry(self.reason)
             return
         if self.state is State.CONNECTED:
-            log_event(log, "keepalive kept failing; replacing the engine", session=self.name)
+            log_event(log, "the link stopped answering; replacing the engine", session=self.name)
             self._retire(engine)
-            silent = f"pings unanswered for {self.policy.keepalive_grace:g} s"
-            self._schedule_retry(reasons.reason("keepalive_timeout", detail=silent))
+            self._schedule_retry(self._link_unresponsive())
             return
         if self._linked_in_attempt:
             code = "login_stalled"

@@ -65,6 +65,14 @@ def qr_lifetime(index: int, batch_size: int | None) -> float:
     return LATER_QR_LIFETIME
 
 
+def unix_seconds(stamp: int) -> float:
+    """A Go time neonize hands over as an integer (seconds, or milliseconds in some builds) as
+    unix seconds; 0 (Go's zero time turned into nothing) stays 0."""
+    if stamp <= 0:
+        return 0.0
+    return stamp / 1000.0 if stamp > 10**11 else float(stamp)
+
+
 def _preflight() -> None:
     """Fail loudly, before import, where neonize would otherwise try to download its library."""
     try:
@@ -288,7 +296,12 @@ class EngineChild:
         self.emit(p.StreamError(code=message.Code))
 
     async def on_keepalive_timeout(self, _client: Any, message: Any) -> None:
-        self.emit(p.KeepAliveTimeout(error_count=int(message.ErrorCount)))
+        self.emit(
+            p.KeepAliveTimeout(
+                error_count=int(message.ErrorCount),
+                last_success=unix_seconds(int(message.LastSuccess)),
+            )
+        )
 
     def on_simple(self, event: p.EngineEvent) -> Callable[[Any, Any], Awaitable[None]]:
         async def handler(_client: Any, _message: Any) -> None:

@@ -84,7 +84,11 @@ class Disconnected:
 
 @dataclass(frozen=True, slots=True)
 class KeepAliveTimeout:
+    """A keepalive ping to WhatsApp went unanswered. ``last_success`` is when one last got an
+    answer (unix seconds; 0 when the engine does not know)."""
+
     error_count: int
+    last_success: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
