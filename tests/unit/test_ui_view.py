@@ -43,3 +43,12 @@ def test_countdown_counts_from_when_the_qr_was_read() -> None:
 
 def test_errors_are_escaped() -> None:
     assert "<b>" not in error_html("x", "<b>bold</b>")
+
+
+def test_a_connected_link_failing_its_keepalive_is_not_shown_green() -> None:
+    shown = badge_html("connected", unstable=True)
+    assert "connection is unstable" in shown
+    assert 'data-unstable="true"' in shown
+    assert "#16a34a" not in shown
+    assert 'data-unstable="false"' in badge_html("connected")
+    assert 'data-unstable="false"' in badge_html("qr_ready", unstable=True)

@@ -45,7 +45,8 @@ def live_panel(client: BridgeClient) -> None:
         return
     state = str(status.get("status"))
     st.session_state["state"] = state
-    st.markdown(badge_html(state), unsafe_allow_html=True)
+    unstable = bool(status.get("keepaliveFailing"))
+    st.markdown(badge_html(state, unstable=unstable), unsafe_allow_html=True)
     said = reason_lines(status)
     if said:
         what, todo = said

@@ -23,10 +23,17 @@ BADGES: dict[str, tuple[str, str]] = {
 }
 
 
-def badge_html(state: str) -> str:
+# A connected link whose keepalive pings go unanswered: it may be dead; not a green badge.
+UNSTABLE = ("Connected, but the connection is unstable", "#ca8a04")
+
+
+def badge_html(state: str, *, unstable: bool = False) -> str:
     label, colour = BADGES.get(state, (state, "#6b7280"))
+    if unstable and state == "connected":
+        label, colour = UNSTABLE
     return (
         f'<div data-testid="waqr-badge" data-state="{html.escape(state)}" '
+        f'data-unstable="{str(unstable and state == "connected").lower()}" '
         f'style="display:inline-block;padding:0.35em 0.9em;border-radius:999px;'
         f'background:{colour};color:white;font-weight:600;font-size:1.15em">'
         f"{html.escape(label)}</div>"
