@@ -6,7 +6,7 @@ to scan, ``pair-success``, check ``pair-device-sign``, ``stream:error 515``) or 
 (``<success>`` or ``<failure>``, then answer the post-login iqs and keepalive pings). The control
 API reaches live sessions through ``World`` to pair, log out, or drop them. When the world's
 fault plan holds ``chaos`` (``chaos.py``), frames are delayed, iqs left unanswered and
-connections closed early, reproducibly for one seed.
+connections closed early, reproducibly for one seed; a ``black_hole`` silences one, still open.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from waqr.sim import proto
 from waqr.sim.binary import BinaryError, Node, pack_frame, unpack_frame
+from waqr.sim.blackhole import BlackHole
 from waqr.sim.certs import ServerIdentity
 from waqr.sim.chaos import ChaosPoint
 from waqr.sim.frontdoor import FrameConn, FrameConnClosed
@@ -56,6 +57,7 @@ class Session:
         self._closed = False
         self._iq_counter = 0
         self._iqs = ClientIqs(self)
+        self.black_hole = BlackHole(self, sleep=world.sleep)
 
     # -- what the world may do
 
@@ -65,6 +67,8 @@ class Session:
                 await self._chaos_delay()  # under the lock: frames keep their order, as on TCP
             if self._send_cipher is None or self._closed:
                 raise ConnectionError("session is not open")
+            if self.black_hole.swallows_node():
+                return  # never encrypted: the client's nonce counter stays in step for later
             try:
                 await self.conn.send(self._send_cipher.encrypt(pack_frame(node)))
             except FrameConnClosed as exc:
@@ -124,12 +128,13 @@ class Session:
         if chaos is not None:
             await chaos.delay()
 
-    def spawn(self, work: Awaitable[None], name: str) -> None:
+    def spawn(self, work: Awaitable[None], name: str) -> asyncio.Task[None]:
         """Run ``work`` in the background, held and logged (no silent task deaths)."""
         task = asyncio.ensure_future(work)
         task.set_name(f"sim-conn{self.conn_id}-{name}")
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+        return task
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -226,14 +231,8 @@ class Session:
         return await self.registration.start()
 
     async def _refuse(self, refusal: Refusal) -> None:
-        attrs = {"reason": str(refusal.reason)}
-        for key, value in (("code", refusal.code), ("expire", refusal.expire)):
-            if value is not None:
-                attrs[key] = str(value)
-        if refusal.message:
-            attrs["message"] = refusal.message
         log.info("conn %d: refusing %s with failure %d", self.conn_id, self.kind, refusal.reason)
-        await self._send_then_close(Node("failure", dict(attrs)), CLOSE_GRACE)
+        await self._send_then_close(refusal.node(), CLOSE_GRACE)
 
     async def _login(self, payload: Any) -> bool:
         number, device_id = str(payload.username), int(payload.device)
@@ -251,6 +250,7 @@ class Session:
         self.device_jid = device.jid
         await self.send_node(Node("success", {"t": str(int(time.time())), "lid": device.lid}))
         log.info("conn %d: device :%d logged in", self.conn_id, device_id)
+        self.black_hole.after_login(self.world.faults.black_hole)
         return not await self.chaos_close("success")
 
     async def _read_loop(self) -> None:
@@ -260,11 +260,12 @@ class Session:
         while True:
             frame = await self._recv()
             try:
-                node = unpack_frame(receive.decrypt(frame))
+                plaintext = receive.decrypt(frame)  # in a black hole too: nonces stay in step
             except NoiseError:
                 log.warning("conn %d: dropped a frame that failed to decrypt", self.conn_id)
                 continue
-            await self._dispatch(node)
+            if not self.black_hole.swallows_frame():
+                await self._dispatch(unpack_frame(plaintext))
 
     async def _dispatch(self, node: Node) -> None:
         if node.tag != "iq":

@@ -10,14 +10,16 @@ Errors raised to the control API (all ``SimError``)::
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from typing import Literal, Protocol
 
-from waqr.sim.chaos import Chaos
-from waqr.sim.node import DEFAULT_SERVER, JID
+from waqr.sim.blackhole import BlackHole, BlackHoleSettings
+from waqr.sim.chaos import Chaos, Sleep
+from waqr.sim.node import DEFAULT_SERVER, JID, Node
 from waqr.sim.pairing import QRPayload
 from waqr.sim.xeddsa import SigningKey
 
@@ -67,6 +69,7 @@ class LiveSession(Protocol):
     conn_id: int
     kind: SessionKind
     device_jid: JID | None
+    black_hole: BlackHole
 
     async def stream_error(self, code: int | None, conflict: str | None = None) -> None: ...
 
@@ -123,6 +126,15 @@ class Refusal:
     message: str | None = None
     on: Literal["login", "registration", "any"] = "login"
 
+    def node(self) -> Node:
+        attrs = {"reason": str(self.reason)}
+        for key, value in (("code", self.code), ("expire", self.expire)):
+            if value is not None:
+                attrs[key] = str(value)
+        if self.message:
+            attrs["message"] = self.message
+        return Node("failure", dict(attrs))
+
 
 @dataclass
 class StreamFault:
@@ -143,6 +155,7 @@ class FaultPlan:
     after_pair: AfterPair = "close"
     unpaired_close_after: float | None = DEFAULT_UNPAIRED_CLOSE_AFTER  # seconds; None = never
     chaos: Chaos | None = None
+    black_hole: BlackHoleSettings | None = None  # for every login from now on (blackhole.py)
 
     def clear(self) -> None:
         """Back to WhatsApp's own behaviour: nothing queued, every setting at its default."""
@@ -169,8 +182,9 @@ def _random_digits(count: int) -> str:
 class World:
     """Everything the simulator knows; shared by all connections and the control API."""
 
-    def __init__(self, *, default_phone: str = "15550001111") -> None:
+    def __init__(self, *, default_phone: str = "15550001111", sleep: Sleep = asyncio.sleep) -> None:
         self.default_phone = default_phone
+        self.sleep = sleep  # the clock of timed faults (black holes); tests pass a fake one
         self.phones: dict[str, Phone] = {}
         self.devices: dict[tuple[str, int], LinkedDevice] = {}
         self.sessions: dict[int, LiveSession] = {}
