@@ -48,6 +48,7 @@ def test_one_missed_ping_leaves_the_link_connected(sim: SimThread, tmp_path: Pat
         status = wait_until(lambda: (s := bot.status())["keepaliveFailing"] is False and s, 60)
         assert status["status"] == "connected"
         assert status["engine"]["pid"] == pid
-        assert status["lastDisconnectReason"] is None
+        reason = status["lastDisconnectReason"]  # linking itself may have left one
+        assert reason is None or reason["code"] != "link_unresponsive"
     finally:
         bot.stop()
