@@ -312,3 +312,22 @@ async def test_events_stream_every_state_change_and_rotation(make_session) -> No
     await asyncio.wait_for(watcher, 5)
     assert seen.count(("qr", "qr_ready")) == 2
     assert ("state", "qr_ready") in seen
+
+
+async def test_a_logout_soon_after_linking_says_how_soon_and_by_which_route(
+    make_session, store
+) -> None:
+    script = EngineScript(QR1)
+    session = make_session(script, via_proxy=True)
+    await session.start()
+    await until(lambda: session.state is State.QR_READY)
+    make_credentials(store)
+    script.current.emit(LINKED, ME)
+    await until(lambda: session.state is State.CONNECTED)
+    script.on_start = [QR1]
+    script.current.emit(p.LoggedOut(code=401, on_connect=False))
+    await until(lambda: session.state is State.QR_READY)
+    detail = session.status()["lastDisconnectReason"]["detail"]
+    assert "WhatsApp status 401" in detail
+    assert "s after linking" in detail
+    assert "through WA_PROXY" in detail

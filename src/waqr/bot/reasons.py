@@ -167,9 +167,18 @@ def reason(code: str, *, detail: str | None = None) -> Reason:
     return Reason(code=code, message=message, hint=hint, detail=detail)
 
 
-def logged_out_reason(status: int) -> Reason:
+def logged_out_reason(
+    status: int, *, linked_for: float | None = None, via_proxy: bool = False
+) -> Reason:
+    """A logout with what helps explain it: unlinks seconds after linking are reported across
+    WhatsApp clients without a cause (whatsmeow #1042, #1153), so say how long the device had
+    been linked (or connected) and whether a proxy was in the path."""
     code = {403: "main_device_gone", 406: "unknown_logout"}.get(status, "logged_out")
-    return reason(code, detail=f"WhatsApp status {status}")
+    detail = f"WhatsApp status {status}"
+    if linked_for is not None:
+        detail += f"; {linked_for:.0f} s after linking"
+    detail += "; through WA_PROXY" if via_proxy else "; direct connection"
+    return reason(code, detail=detail)
 
 
 def temporary_ban_reason(ban_code: int, expires_in: float) -> Reason:

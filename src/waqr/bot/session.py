@@ -146,6 +146,7 @@ class Session:
         self._restart_in_flight: str | None = None  # "reconnect"/"wipe" until it settles
         self._stream_error: Reason | None = None
         self._keepalive: tuple[float, int] | None = None  # first miss (wall), misses so far
+        self._linked_at: float | None = None  # unix seconds, when linked in this run
         self._call: _Call | None = None  # a pair or unlink running; commands wait behind it
         self._probe: _Call | None = None  # an engine ping running
         self._deferred: deque[i.Request] = deque()
@@ -526,6 +527,7 @@ class Session:
         self._wipe_first = False  # only once it worked: a failed wipe is retried, never skipped
         self.has_credentials = False
         self.account = None
+        self._linked_at = None
         log_event(log, "credentials wiped", session=self.name)
 
     def _schedule_retry(self, why: Reason | None) -> None:
@@ -556,6 +558,7 @@ class Session:
                 self.pairing = None
                 self.has_credentials = True
                 self._linked_in_attempt = True
+                self._linked_at = time.time()
                 self._set_state(State.CONNECTING)
                 self._deadline = self.clock() + self.policy.login_timeout
             case p.Connected(jid=jid, push_name=push_name):
@@ -573,7 +576,10 @@ class Session:
                 self._set_state(State.CONNECTED)
                 self._refuse_waiting_pair()
             case p.LoggedOut(code=status):
-                why = reasons.logged_out_reason(status)
+                linked_for = time.time() - self._linked_at if self._linked_at else None
+                why = reasons.logged_out_reason(
+                    status, linked_for=linked_for, via_proxy=self.policy.via_proxy
+                )
                 self._retire(engine)
                 self._wipe_first = True  # whatsmeow deleted the device from its store
                 if why.code == "logged_out":
