@@ -128,3 +128,18 @@ def test_a_stopped_bridge_says_so(tmp_path: Path, page: Page) -> None:
         shot(page, "bridge_unreachable")
         assert TOKEN not in page.content()
         assert "Traceback" not in page.content()
+
+
+def test_a_link_that_stops_answering_is_shown_unstable_not_green(
+    stack: Stack, page: Page
+) -> None:
+    page.goto(stack.ui_url)
+    badge_state(page, "qr_ready")
+    stack.sim.scan(shown_qr(page))
+    badge_state(page, "connected")
+    stack.sim.faults(ignore_pings=True)  # WhatsApp stops answering the keepalive
+    unstable = page.locator(f'{BADGE}[data-state="connected"][data-unstable="true"]')
+    expect(unstable).to_be_visible(timeout=60_000)  # pings are 20-30 s apart, 10 s deadline
+    expect(unstable).to_contain_text("unstable")
+    expect(page.get_by_text("not answering this link's keepalive pings")).to_be_visible()
+    shot(page, "connected_unstable")

@@ -47,6 +47,11 @@ def live_panel(client: BridgeClient) -> None:
     st.session_state["state"] = state
     unstable = bool(status.get("keepaliveFailing"))
     st.markdown(badge_html(state, unstable=unstable), unsafe_allow_html=True)
+    if unstable and state == "connected":
+        st.caption(
+            "WhatsApp is not answering this link's keepalive pings. waqr replaces the "
+            "connection by itself if it does not recover within a minute."
+        )
     said = reason_lines(status)
     if said:
         what, todo = said
