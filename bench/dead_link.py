@@ -17,7 +17,6 @@ whatsmeow's next ping, its 10 s deadline, then the 45 s), connected again within
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.report import report  # noqa: E402
 from tests.e2e.harness import bot_on, link, simulator  # noqa: E402
 from tests.procs import wait_until  # noqa: E402
 
@@ -68,14 +68,7 @@ def main() -> int:
         "targets": {"leave_s_max": LEAVE_TARGET, "back_s_max": BACK_TARGET},
     }
     result["within_targets"] = max(lefts) <= LEAVE_TARGET and max(backs) <= BACK_TARGET
-    out = Path(__file__).parent / "results" / "dead_link.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{'metric':<36}{'value':>20}")
-    for key, value in result.items():
-        if key != "targets":
-            print(f"{key:<36}{value!s:>20}")
-    print(f"written: {out}")
+    report("dead_link", result, width=36)
     return 0
 
 

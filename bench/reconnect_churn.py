@@ -17,7 +17,6 @@ RSS growth <= 10 MB.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.report import report  # noqa: E402
 from tests.procs import MisbehavingProxy, running_bot, wait_until  # noqa: E402
 
 REFUSED = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n"
@@ -75,14 +75,7 @@ def main() -> int:
     result["within_targets"] = (
         after["fds"] - before["fds"] <= 2 and after["rss_mb"] - before["rss_mb"] <= 10
     )
-    out = Path(__file__).parent / "results" / "reconnect_churn.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{'metric':<24}{'value':>12}")
-    for key, value in result.items():
-        if key != "targets":
-            print(f"{key:<24}{value!s:>12}")
-    print(f"written: {out}")
+    report("reconnect_churn", result, width=24)
     return 0
 
 

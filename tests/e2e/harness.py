@@ -127,6 +127,16 @@ def bot_on(sim: SimThread, data_dir: Path, **env: str) -> ServiceProcess:
     return ServiceProcess(data_dir, env={**defaults, **sim.bot_env(), **env})
 
 
+@contextlib.contextmanager
+def running_on(sim: SimThread, data_dir: Path, **env: str) -> Iterator[ServiceProcess]:
+    """A started `waqr bot` on the simulator, stopped on the way out."""
+    bot = bot_on(sim, data_dir, **env).start()
+    try:
+        yield bot
+    finally:
+        bot.stop()
+
+
 def status_of(bot: ServiceProcess) -> dict[str, Any]:
     return bot.status()
 

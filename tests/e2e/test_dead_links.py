@@ -8,18 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import SimThread, bot_on, link, wait_reason, wait_status
+from tests.e2e.harness import SimThread, link, running_on, wait_reason, wait_status
 from tests.e2e.liveness import DeadlineWatch
 from tests.procs import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
 
-def test_a_black_holed_link_leaves_connected_and_comes_back(
-    sim: SimThread, tmp_path: Path
-) -> None:
-    bot = bot_on(sim, tmp_path / "data", WAQR_KEEPALIVE_FAIL_TIMEOUT="20").start()
-    try:
+def test_a_black_holed_link_leaves_connected_and_comes_back(sim: SimThread, tmp_path: Path) -> None:
+    with running_on(sim, tmp_path / "data", WAQR_KEEPALIVE_FAIL_TIMEOUT="20") as bot:
         link(sim, bot)
         pid = bot.status()["engine"]["pid"]
         with DeadlineWatch(bot) as watch:
@@ -33,13 +30,10 @@ def test_a_black_holed_link_leaves_connected_and_comes_back(
         assert status["hasCredentials"] is True
         assert status["keepaliveFailing"] is False
         assert watch.violations == []
-    finally:
-        bot.stop()
 
 
 def test_one_missed_ping_leaves_the_link_connected(sim: SimThread, tmp_path: Path) -> None:
-    bot = bot_on(sim, tmp_path / "data").start()  # the default 45 s
-    try:
+    with running_on(sim, tmp_path / "data") as bot:  # the default 45 s
         link(sim, bot)
         pid = bot.status()["engine"]["pid"]
         sim.faults(ignore_pings=True)
@@ -50,5 +44,3 @@ def test_one_missed_ping_leaves_the_link_connected(sim: SimThread, tmp_path: Pat
         assert status["engine"]["pid"] == pid
         reason = status["lastDisconnectReason"]  # linking itself may have left one
         assert reason is None or reason["code"] != "link_unresponsive"
-    finally:
-        bot.stop()

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.harness import SimThread, bot_on, current_qr, link, wait_reason, wait_status
+from tests.e2e.harness import SimThread, current_qr, link, running_on, wait_reason, wait_status
 from tests.e2e.liveness import DeadlineWatch, link_patiently
 from tests.procs import process_alive, wait_until
 
@@ -24,8 +24,7 @@ def test_an_unscanned_batch_that_runs_out_silently_brings_a_new_one_for_someone_
     sim: SimThread, tmp_path: Path
 ) -> None:
     sim.faults(refs=1)  # one code of 20 s, then whatsmeow hangs up without a word
-    bot = bot_on(sim, tmp_path / "data").start()
-    try:
+    with running_on(sim, tmp_path / "data") as bot:
         with DeadlineWatch(bot) as watch:
             first = current_qr(bot)["qr"]  # asking for it: someone is waiting
             renewed = wait_until(
@@ -38,16 +37,13 @@ def test_an_unscanned_batch_that_runs_out_silently_brings_a_new_one_for_someone_
         assert watch.violations == []
         sim.scan(renewed)  # the new batch is live at WhatsApp
         wait_status(bot, "connected", 30)
-    finally:
-        bot.stop()
 
 
 def test_an_unscanned_batch_with_nobody_waiting_rests_until_someone_asks(
     sim: SimThread, tmp_path: Path
 ) -> None:
     sim.faults(refs=1)
-    bot = bot_on(sim, tmp_path / "data").start()
-    try:
+    with running_on(sim, tmp_path / "data") as bot:
         with DeadlineWatch(bot) as watch:
             wait_status(bot, "qr_ready", 30)  # /status is not a person asking for the QR
             status = wait_status(bot, "qr_timeout", 60)
@@ -57,16 +53,13 @@ def test_an_unscanned_batch_with_nobody_waiting_rests_until_someone_asks(
             current_qr(bot)
         assert watch.violations == []
         assert bot.status()["engine"]["starts"] == 2
-    finally:
-        bot.stop()
 
 
 def test_a_login_whatsmeow_never_redials_after_the_515_is_recovered_by_the_deadline(
     sim: SimThread, tmp_path: Path
 ) -> None:
     sim.faults(after_pair="close_without_515")  # the close wins the race against the 515
-    bot = bot_on(sim, tmp_path / "data").start()
-    try:
+    with running_on(sim, tmp_path / "data") as bot:
         with DeadlineWatch(bot) as watch:
             sim.scan(current_qr(bot)["qr"])
             status = wait_status(bot, "connected", 45)
@@ -74,14 +67,11 @@ def test_a_login_whatsmeow_never_redials_after_the_515_is_recovered_by_the_deadl
         assert status["hasCredentials"] is True
         assert len(sim.devices()) == 1  # the same link, not a new one
         assert watch.violations == []
-    finally:
-        bot.stop()
 
 
 @pytest.mark.timeout(420)
 def test_twenty_consecutive_pairings_never_hang(sim: SimThread, tmp_path: Path) -> None:
-    bot = bot_on(sim, tmp_path / "data").start()
-    try:
+    with running_on(sim, tmp_path / "data") as bot:
         with DeadlineWatch(bot) as watch:
             for _ in range(20):
                 sim.scan(current_qr(bot)["qr"])
@@ -90,15 +80,12 @@ def test_twenty_consecutive_pairings_never_hang(sim: SimThread, tmp_path: Path) 
                 wait_until(lambda: bot.status()["status"] in ("qr_ready", "starting"), 30)
         assert watch.violations == []
         assert sim.devices() == []  # every relink unlinked its device at WhatsApp
-    finally:
-        bot.stop()
 
 
 def test_503_refusals_keep_their_reason_and_the_bots_backoff(
     sim: SimThread, tmp_path: Path
 ) -> None:
-    bot = bot_on(sim, tmp_path / "data").start()
-    try:
+    with running_on(sim, tmp_path / "data") as bot:
         link(sim, bot)
         starts = bot.status()["engine"]["starts"]
         sim.faults(failure={"reason": 503, "on": "login", "times": 3})
@@ -113,16 +100,13 @@ def test_503_refusals_keep_their_reason_and_the_bots_backoff(
         assert 1 <= bot.status()["engine"]["starts"] - starts <= 3
         assert bot.status()["hasCredentials"] is True
         assert watch.violations == []
-    finally:
-        bot.stop()
 
 
 def test_an_engine_hung_after_its_first_qr_is_found_by_its_ping_and_replaced(
     sim: SimThread, tmp_path: Path
 ) -> None:
     env = {"WAQR_ENGINE_PING_INTERVAL": "2", "WAQR_ENGINE_COMMAND_TIMEOUT": "3"}
-    bot = bot_on(sim, tmp_path / "data", **env).start()
-    try:
+    with running_on(sim, tmp_path / "data", **env) as bot:
         wait_status(bot, "qr_ready", 30)
         hung = bot.status()["engine"]["pid"]
         os.kill(hung, signal.SIGSTOP)
@@ -132,15 +116,12 @@ def test_an_engine_hung_after_its_first_qr_is_found_by_its_ping_and_replaced(
             current_qr(bot)
         assert bot.status()["engine"]["pid"] != hung
         assert watch.violations == []
-    finally:
-        bot.stop()
 
 
 def test_an_engine_killed_while_logging_in_after_the_scan_still_ends_linked(
     sim: SimThread, tmp_path: Path
 ) -> None:
-    bot = bot_on(sim, tmp_path / "data").start()
-    try:
+    with running_on(sim, tmp_path / "data") as bot:
         qr = current_qr(bot)["qr"]
         pid = bot.status()["engine"]["pid"]
         with DeadlineWatch(bot) as watch:
@@ -151,15 +132,12 @@ def test_an_engine_killed_while_logging_in_after_the_scan_still_ends_linked(
         assert status["engine"]["pid"] != pid
         assert len(sim.devices()) == 1
         assert watch.violations == []
-    finally:
-        bot.stop()
 
 
 def test_a_reconnect_racing_a_pairing_code_never_leaves_a_dead_code_on_screen(
     sim: SimThread, tmp_path: Path
 ) -> None:
-    bot = bot_on(sim, tmp_path / "data").start()
-    try:
+    with running_on(sim, tmp_path / "data") as bot:
         wait_status(bot, "qr_ready", 30)
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
             pairing = pool.submit(bot.post, "/pair-code", json={"phone": "+15550001111"})
@@ -182,16 +160,13 @@ def test_a_reconnect_racing_a_pairing_code_never_leaves_a_dead_code_on_screen(
             assert status["pairingCode"] is None
             with pytest.raises(httpx.HTTPStatusError):
                 sim.enter_code(code)
-    finally:
-        bot.stop()
 
 
 @pytest.mark.parametrize("first", ["logout", "reconnect"])
 def test_a_reconnect_racing_a_logout_never_leaves_a_dead_device(
     sim: SimThread, tmp_path: Path, first: str
 ) -> None:
-    bot = bot_on(sim, tmp_path / "data").start()
-    try:
+    with running_on(sim, tmp_path / "data") as bot:
         link(sim, bot)
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
             if first == "logout":
@@ -208,8 +183,6 @@ def test_a_reconnect_racing_a_logout_never_leaves_a_dead_device(
         assert sim.devices() == []  # no dead entry left in the phone's Linked devices
         wait_status(bot, "qr_ready", 30)
         assert bot.status()["hasCredentials"] is False
-    finally:
-        bot.stop()
 
 
 @pytest.mark.timeout(300)
@@ -218,8 +191,7 @@ def test_under_seeded_chaos_the_bot_links_and_no_state_outlives_its_deadline(
     sim: SimThread, tmp_path: Path, seed: int
 ) -> None:
     sim.faults(chaos={"seed": seed, "delay_max": 0.3, "early_close": 0.1, "drop_acks": 0.1})
-    bot = bot_on(sim, tmp_path / "data").start()
-    try:
+    with running_on(sim, tmp_path / "data") as bot:
         with DeadlineWatch(bot) as watch:
             link_patiently(sim, bot, 180)
             before = bot.status()["lastDisconnectAt"]
@@ -228,5 +200,3 @@ def test_under_seeded_chaos_the_bot_links_and_no_state_outlives_its_deadline(
             wait_status(bot, "connected", 120)
         assert bot.status()["hasCredentials"] is True
         assert watch.violations == []
-    finally:
-        bot.stop()

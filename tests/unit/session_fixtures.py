@@ -15,6 +15,7 @@ import pytest
 from tests.scripted_engine import EngineScript
 from waqr.bot.policy import SessionPolicy
 from waqr.bot.session import Session
+from waqr.bot.states import State
 from waqr.bot.store import SessionStore
 from waqr.engine import protocol as p
 
@@ -87,3 +88,15 @@ QR1 = p.QrIssued(code="2@first,ref", lifetime=60.0, issued_at=0)
 QR2 = p.QrIssued(code="2@second,ref", lifetime=20.0, issued_at=0)
 ME = p.Connected(jid="15550001111@s.whatsapp.net", push_name="Bot")
 LINKED = p.PairSuccess(jid="15550001111@s.whatsapp.net")
+
+
+async def linked(
+    make_session: Callable[..., Session], store: SessionStore, **policy: Any
+) -> tuple[Session, EngineScript]:
+    """A session with credentials whose engine has connected."""
+    make_credentials(store)
+    script = EngineScript(ME)
+    session = make_session(script, **policy)
+    await session.start()
+    await until(lambda: session.state is State.CONNECTED)
+    return session, script

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from tests.scripted_engine import EngineScript
-from tests.unit.session_fixtures import LINKED, ME, QR1, QR2, make_credentials, until
+from tests.unit.session_fixtures import LINKED, ME, QR1, QR2, linked, make_credentials, until
 from waqr.bot.states import State
 from waqr.engine import protocol as p
 from waqr.errors import SessionBusy
@@ -71,11 +71,7 @@ async def test_scan_leads_to_connected_with_the_account(make_session, store) -> 
 
 
 async def test_reconnect_keeps_credentials(make_session, store) -> None:
-    make_credentials(store)
-    script = EngineScript(ME)
-    session = make_session(script)
-    await session.start()
-    await until(lambda: session.state is State.CONNECTED)
+    session, script = await linked(make_session, store)
     assert (await session.reconnect()).started is True
     await script.wait_for_engine(2)
     await until(lambda: session.state is State.CONNECTED)
@@ -84,11 +80,7 @@ async def test_reconnect_keeps_credentials(make_session, store) -> None:
 
 
 async def test_overlapping_reconnects_coalesce_into_one_engine_restart(make_session, store) -> None:
-    make_credentials(store)
-    script = EngineScript(ME)
-    session = make_session(script)
-    await session.start()
-    await until(lambda: session.state is State.CONNECTED)
+    session, script = await linked(make_session, store)
     script.on_start = []
     results = await asyncio.gather(*(session.reconnect() for _ in range(10)))
     second = await script.wait_for_engine(2)
@@ -101,11 +93,7 @@ async def test_overlapping_reconnects_coalesce_into_one_engine_restart(make_sess
 
 
 async def test_reset_wipes_credentials_and_starts_a_fresh_link(make_session, store) -> None:
-    make_credentials(store)
-    script = EngineScript(ME)
-    session = make_session(script)
-    await session.start()
-    await until(lambda: session.state is State.CONNECTED)
+    session, script = await linked(make_session, store)
     script.on_start = [QR1]
     await session.reconnect(reset=True)
     await until(lambda: session.state is State.QR_READY)
@@ -115,11 +103,7 @@ async def test_reset_wipes_credentials_and_starts_a_fresh_link(make_session, sto
 
 
 async def test_logout_unlinks_at_whatsapp_then_wipes(make_session, store) -> None:
-    make_credentials(store)
-    script = EngineScript(ME)
-    session = make_session(script)
-    await session.start()
-    await until(lambda: session.state is State.CONNECTED)
+    session, script = await linked(make_session, store)
     first = script.current
     script.on_start = [QR1]
     assert (await session.logout()).unlinked is True
@@ -167,11 +151,7 @@ async def test_status_says_when_the_next_retry_comes(make_session) -> None:
 
 
 async def test_crashed_engine_is_replaced_and_credentials_kept(make_session, store) -> None:
-    make_credentials(store)
-    script = EngineScript(ME)
-    session = make_session(script)
-    await session.start()
-    await until(lambda: session.state is State.CONNECTED)
+    session, script = await linked(make_session, store)
     script.current.crash()
     await script.wait_for_engine(2)
     await until(lambda: session.state is State.CONNECTED)
@@ -182,11 +162,7 @@ async def test_crashed_engine_is_replaced_and_credentials_kept(make_session, sto
 async def test_dropped_connection_waits_for_the_engine_then_replaces_it(
     make_session, store, clock
 ) -> None:
-    make_credentials(store)
-    script = EngineScript(ME)
-    session = make_session(script, reconnect_grace=30)
-    await session.start()
-    await until(lambda: session.state is State.CONNECTED)
+    session, script = await linked(make_session, store, reconnect_grace=30)
     script.on_start = []
     script.current.emit(p.Disconnected())
     status = await until(lambda: (s := session.status())["status"] == "disconnected" and s)
@@ -202,22 +178,14 @@ async def test_dropped_connection_waits_for_the_engine_then_replaces_it(
 
 
 async def test_engine_reconnecting_by_itself_keeps_the_same_engine(make_session, store) -> None:
-    make_credentials(store)
-    script = EngineScript(ME)
-    session = make_session(script)
-    await session.start()
-    await until(lambda: session.state is State.CONNECTED)
+    session, script = await linked(make_session, store)
     script.current.emit(p.Disconnected(), ME)
     await until(lambda: session.state is State.CONNECTED and session.reason is not None)
     assert len(script.engines) == 1
 
 
 async def test_remote_logout_wipes_and_offers_a_fresh_qr(make_session, store) -> None:
-    make_credentials(store)
-    script = EngineScript(ME)
-    session = make_session(script)
-    await session.start()
-    await until(lambda: session.state is State.CONNECTED)
+    session, script = await linked(make_session, store)
     script.on_start = [QR1]
     script.current.emit(p.LoggedOut(code=401, on_connect=False))
     await until(lambda: session.state is State.QR_READY)

@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from tests.scripted_engine import EngineScript
-from tests.unit.session_fixtures import LINKED, ME, QR1, QR2, make_credentials, until
+from tests.unit.session_fixtures import LINKED, ME, QR1, QR2, linked, make_credentials, until
 from waqr.bot.states import State
 from waqr.engine import protocol as p
 from waqr.errors import EngineUnresponsive, SessionBusy
@@ -175,11 +175,7 @@ async def test_an_engine_that_cannot_start_is_retried(make_session) -> None:
 async def test_an_exception_inside_a_step_becomes_a_reason_and_a_retry(
     make_session, store, monkeypatch
 ) -> None:
-    make_credentials(store)
-    script = EngineScript(ME)
-    session = make_session(script)
-    await session.start()
-    await until(lambda: session.state is State.CONNECTED)
+    session, script = await linked(make_session, store)
 
     def disk_full() -> None:
         raise OSError(28, "No space left on device")
@@ -196,11 +192,7 @@ async def test_an_exception_inside_a_step_becomes_a_reason_and_a_retry(
 
 
 async def test_a_hung_engine_fails_its_ping_and_is_replaced(make_session, store, clock) -> None:
-    make_credentials(store)
-    script = EngineScript(ME)
-    session = make_session(script, ping_interval=30, command_bound=35)
-    await session.start()
-    await until(lambda: session.state is State.CONNECTED)
+    session, script = await linked(make_session, store, ping_interval=30, command_bound=35)
     script.hang_commands = True
     clock.advance(31, session)
     await until(lambda: script.engines[0].pings == 1)
@@ -240,11 +232,7 @@ async def test_health_names_a_dead_actor(make_session) -> None:
 
 
 async def test_health_names_an_actor_stuck_past_its_deadline(make_session, store, clock) -> None:
-    make_credentials(store)
-    script = EngineScript(ME)
-    session = make_session(script, health_margin=60)
-    await session.start()
-    await until(lambda: session.state is State.CONNECTED)
+    session, script = await linked(make_session, store, health_margin=60)
     release = threading.Event()
     store.wipe_credentials = lambda: release.wait(10)  # a disk that stops answering
     script.on_start = [QR1]
@@ -275,11 +263,7 @@ async def test_a_reconnect_during_pairing_waits_for_the_code_and_says_so(make_se
 
 
 async def test_a_reconnect_during_logout_never_cuts_the_unlink_short(make_session, store) -> None:
-    make_credentials(store)
-    script = EngineScript(ME)
-    session = make_session(script)
-    await session.start()
-    await until(lambda: session.state is State.CONNECTED)
+    session, script = await linked(make_session, store)
     first = script.current
     first.unlink_gate.clear()  # WhatsApp is slow to confirm the unlink
     script.on_start = [QR1]
@@ -340,11 +324,7 @@ async def test_a_socket_seen_closing_right_after_linking_shortens_the_wait_for_t
 async def test_a_logout_during_a_reconnect_waits_for_the_engine_to_unlink_with(
     make_session, store
 ) -> None:
-    make_credentials(store)
-    script = EngineScript(ME)
-    session = make_session(script)
-    await session.start()
-    await until(lambda: session.state is State.CONNECTED)
+    session, script = await linked(make_session, store)
     script.on_start = []  # the next engine takes its time to log in
     await session.reconnect()
     second = await script.wait_for_engine(2)
@@ -398,11 +378,7 @@ async def test_a_link_that_stops_answering_its_keepalive_leaves_connected(
 ) -> None:
     import time
 
-    make_credentials(store)
-    script = EngineScript(ME)
-    session = make_session(script, keepalive_grace=45)
-    await session.start()
-    await until(lambda: session.state is State.CONNECTED)
+    session, script = await linked(make_session, store, keepalive_grace=45)
     answered = time.time() - 30
     script.current.emit(p.KeepAliveTimeout(error_count=1, last_success=answered))
     status = await until(lambda: (s := session.status())["keepaliveFailing"] and s)
@@ -423,11 +399,7 @@ async def test_a_link_that_stops_answering_its_keepalive_leaves_connected(
 
 
 async def test_one_missed_ping_then_an_answer_stays_connected(make_session, store, clock) -> None:
-    make_credentials(store)
-    script = EngineScript(ME)
-    session = make_session(script, keepalive_grace=45)
-    await session.start()
-    await until(lambda: session.state is State.CONNECTED)
+    session, script = await linked(make_session, store, keepalive_grace=45)
     script.current.emit(p.KeepAliveTimeout(error_count=1), p.KeepAliveRestored())
     await until(
         lambda: session.status()["deadlineAt"] is None and session.keepalive_failing is False
@@ -439,11 +411,7 @@ async def test_one_missed_ping_then_an_answer_stays_connected(make_session, stor
 
 
 async def test_a_reconnect_after_a_failed_restart_is_not_swallowed(make_session, store) -> None:
-    make_credentials(store)
-    script = EngineScript(ME)
-    session = make_session(script, backoff_min=30, backoff_max=30)
-    await session.start()
-    await until(lambda: session.state is State.CONNECTED)
+    session, script = await linked(make_session, store, backoff_min=30, backoff_max=30)
     script.on_start = [p.DialFailed(error="connection refused")]
     assert (await session.reconnect()).started is True
     await until(lambda: session.state is State.DISCONNECTED)
