@@ -316,14 +316,32 @@ def test_cors_allows_exactly_the_configured_origins(tmp_path: Path) -> None:
         assert "access-control-allow-origin" not in refused.headers
 
 
-def test_repeated_failures_from_one_client_get_429(tmp_path: Path) -> None:
+def test_repeated_failures_get_429_and_a_valid_token_still_passes(tmp_path: Path) -> None:
     with running_bridge(tmp_path, "http://127.0.0.1:9", WAQR_AUTH_MAX_FAILURES="3") as api:
         wrong = {"Authorization": "Bearer " + "w" * 40}
         codes = [api.get("/admin/wa/status", headers=wrong).status_code for _ in range(4)]
         assert codes == [401, 401, 401, 429]
-        blocked = api.get("/admin/wa/status", headers=BEARER)
-        assert blocked.status_code == 429
-        assert int(blocked.headers["Retry-After"]) >= 1
+        throttled = api.get("/admin/wa/status", headers=wrong)
+        assert throttled.status_code == 429
+        assert int(throttled.headers["Retry-After"]) >= 1
+        with httpx.Client(base_url=api.url, timeout=10) as client:
+            for _ in range(1000):  # a stale token somewhere behind the same address
+                client.get("/admin/wa/status", headers=wrong)
+            # The operator is never locked out: the bot is down here, and that is what it hears.
+            valid = client.get("/admin/wa/status", headers=BEARER)
+        assert valid.status_code == 503
+        assert valid.json()["error"] == "bot_unreachable"
+
+
+def test_the_api_key_may_reconnect_but_never_wipe_credentials(tmp_path: Path) -> None:
+    with running_bridge(tmp_path, "http://127.0.0.1:9", WA_QR_API_KEY=API_KEY) as api:
+        key = {"X-API-Key": API_KEY}
+        refused = api.post("/wa/connect", params={"reset": "true"}, headers=key)
+        assert refused.status_code == 403
+        assert refused.json()["error"] == "forbidden"
+        assert "admin token" in refused.json()["detail"]
+        plain = api.post("/wa/connect", headers=key)
+        assert plain.status_code == 503  # allowed; the bot is down here
 
 
 def test_a_stopped_bot_is_503_bot_unreachable(tmp_path: Path) -> None:

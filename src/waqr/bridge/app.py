@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from sse_starlette.sse import EventSourceResponse
@@ -27,11 +27,14 @@ from waqr.bridge.keepalive import Keepalive, LeaderLock
 from waqr.bridge.metrics import BridgeMetrics
 from waqr.bridge.relay import EventRelay
 from waqr.errors import BotError, BotTimeout, BotUnreachable
-from waqr.http_errors import install_error_handlers
+from waqr.http_errors import error_body, install_error_handlers
 from waqr.qr_render import qr_image_response
 from waqr.settings import Settings
 from waqr.tasks import cancel, spawn
 
+API_KEY_CANNOT_WIPE = (
+    "the API key may reconnect but not wipe credentials; use the admin token for a relink"
+)
 ResetParam = Annotated[bool, Query(description="Wipe credentials first: a fresh link (relink).")]
 
 
@@ -175,12 +178,20 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
         status_code=202,
         responses=examples.ok(examples.RECONNECT, 202, also=(422,)),
     )
+
+    async def connect(request: Request, reset: ResetParam = False) -> dict[str, Any]:
+        """Reconnect in the background, keeping credentials. The API key may not wipe them:
+        ``reset=true`` is refused (403); a relink takes the admin token."""
+        if reset:
+            raise HTTPException(403, error_body("forbidden", API_KEY_CANNOT_WIPE))
+        return await _bridge(request).bot.reconnect(reset=False)
+
     alias.add_api_route(
         "/connect",
-        reconnect,
+        connect,
         methods=["POST"],
         status_code=202,
-        responses=examples.ok(examples.RECONNECT, 202, also=(422,)),
+        responses=examples.ok(examples.RECONNECT, 202, also=(403, 422)),
     )
 
     @admin.get("/qr.png", response_class=Response, responses=examples.image("image/png"))

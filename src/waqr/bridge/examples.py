@@ -61,6 +61,14 @@ ERRORS: dict[int, tuple[str, dict[str, Any]]] = {
             "status": "qr_timeout",
         },
     ),
+    403: (
+        "The credential may not do this (the API key cannot wipe credentials).",
+        {
+            "error": "forbidden",
+            "detail": "the API key may reconnect but not wipe credentials; "
+            "use the admin token for a relink",
+        },
+    ),
     409: (
         "Not possible in the session's current state (linked already, or busy); try again.",
         {"error": "conflict", "detail": "cannot pair now: the session is connected; try again"},
