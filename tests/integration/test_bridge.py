@@ -546,3 +546,27 @@ def test_events_relay_the_bots_state(stack) -> None:
                 break
     assert first["status"] in ("connecting", "disconnected")
     assert "cache" in first
+
+
+def test_every_state_changing_call_is_audited_without_secrets(tmp_path: Path) -> None:
+    with running_bridge(tmp_path, "http://127.0.0.1:9", WA_QR_API_KEY=API_KEY) as api:
+        other = {"Authorization": f"Bearer {OTHER_TOKEN}"}
+        api.post("/admin/wa/reconnect", params={"reset": "true"}, headers=other)
+        api.post("/admin/wa/pair-code", json={"phone": "+4915112345678"}, headers=BEARER)
+        api.post("/wa/connect", params={"reset": "true"}, headers={"X-API-Key": API_KEY})
+        api.get("/admin/wa/status", headers=BEARER)  # a read is not audited
+        records = [
+            json.loads(line)
+            for line in api.logs().splitlines()
+            if '"logger": "waqr.audit"' in line
+        ]
+    seen = [(r["action"], r["caller"], r["outcome"]) for r in records]
+    assert seen == [
+        ("relink", "token#2", 503),
+        ("pair_code", "token#1", 503),
+        ("relink", "apikey#1", 403),
+    ]
+    assert all(r["client"] == "127.0.0.1" for r in records)
+    logs = api.logs()
+    for secret in (TOKEN, OTHER_TOKEN, API_KEY, "15112345678"):
+        assert secret not in logs

@@ -20,6 +20,7 @@ from sse_starlette.sse import EventSourceResponse
 from waqr import __version__
 from waqr.api_models import PairCodeRequest
 from waqr.bridge import examples
+from waqr.bridge.audit import audited
 from waqr.bridge.auth import ApiKeyAuth, BearerAuth, FailureLimiter
 from waqr.bridge.botclient import BotClient
 from waqr.bridge.cache import QrCache, RedisQrCache, make_cache
@@ -164,7 +165,8 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
 
     async def reconnect(request: Request, reset: ResetParam = False) -> dict[str, Any]:
         """Reconnect in the background, keeping credentials unless ``reset=true``."""
-        return await _bridge(request).bot.reconnect(reset=reset)
+        async with audited(request, "relink" if reset else "reconnect", success=202):
+            return await _bridge(request).bot.reconnect(reset=reset)
 
     for router in (admin, alias):
         router.add_api_route(
@@ -182,9 +184,10 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
     async def connect(request: Request, reset: ResetParam = False) -> dict[str, Any]:
         """Reconnect in the background, keeping credentials. The API key may not wipe them:
         ``reset=true`` is refused (403); a relink takes the admin token."""
-        if reset:
-            raise HTTPException(403, error_body("forbidden", API_KEY_CANNOT_WIPE))
-        return await _bridge(request).bot.reconnect(reset=False)
+        async with audited(request, "relink" if reset else "reconnect", success=202):
+            if reset:
+                raise HTTPException(403, error_body("forbidden", API_KEY_CANNOT_WIPE))
+            return await _bridge(request).bot.reconnect(reset=False)
 
     alias.add_api_route(
         "/connect",
@@ -207,12 +210,14 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
     @admin.post("/logout", responses=examples.ok(examples.LOGOUT))
     async def logout(request: Request) -> dict[str, Any]:
         """Unlink the device at WhatsApp, wipe credentials, offer a fresh link."""
-        return await _bridge(request).bot.logout()
+        async with audited(request, "logout"):
+            return await _bridge(request).bot.logout()
 
     @admin.post("/pair-code", responses=examples.ok(examples.PAIR_CODE, also=(409, 422)))
     async def pair_code(request: Request, body: PairCodeRequest) -> dict[str, Any]:
         """Link by phone number: returns the 8-character code to type on the phone."""
-        return await _bridge(request).bot.pair_code("+" + body.phone)
+        async with audited(request, "pair_code"):
+            return await _bridge(request).bot.pair_code("+" + body.phone)
 
     @admin.get("/events", responses=examples.sse())
     async def events(request: Request) -> EventSourceResponse:

@@ -28,10 +28,12 @@ bearer_scheme = HTTPBearer(auto_error=False, description="WA_QR_BRIDGE_TOKEN")
 api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, description="WA_QR_API_KEY")
 
 
-def matches_any(candidate: str, secrets: list[str]) -> bool:
-    found = False
-    for secret in secrets:  # no early exit: every token is compared every time
-        found |= hmac.compare_digest(candidate.encode(), secret.encode())
+def matching_index(candidate: str, secrets: list[str]) -> int | None:
+    """The 1-based position of the secret ``candidate`` equals, or None."""
+    found = None
+    for position, secret in enumerate(secrets, 1):  # no early exit: every one is compared
+        if hmac.compare_digest(candidate.encode(), secret.encode()):
+            found = position
     return found
 
 
@@ -72,8 +74,13 @@ def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _guard(request: Request, presented: str | None, secrets: list[str], challenge: str) -> None:
-    if presented and secrets and matches_any(presented, secrets):
+def _guard(
+    request: Request, presented: str | None, secrets: list[str], challenge: str, kind: str
+) -> None:
+    position = matching_index(presented, secrets) if presented else None
+    if position is not None:
+        # Who asked, for the audit log: which credential by position, never its value.
+        request.state.caller = f"{kind}#{position}"
         return  # a valid credential always passes, however many failures its client had
     limiter: FailureLimiter = request.app.state.auth_limiter
     request.app.state.metrics.auth_failures.inc()
@@ -95,7 +102,7 @@ def require_bearer(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> None:
     token = credentials.credentials if credentials else None
-    _guard(request, token, request.app.state.settings.token_list, 'Bearer realm="waqr"')
+    _guard(request, token, request.app.state.settings.token_list, 'Bearer realm="waqr"', "token")
 
 
 def require_api_key(request: Request, key: Annotated[str | None, Depends(api_key_scheme)]) -> None:
@@ -104,6 +111,7 @@ def require_api_key(request: Request, key: Annotated[str | None, Depends(api_key
         key,
         request.app.state.settings.api_key_list,
         'ApiKey realm="waqr", header="X-API-Key"',
+        "apikey",
     )
 
 
