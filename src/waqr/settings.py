@@ -16,6 +16,7 @@ from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from waqr.errors import ConfigError
+from waqr.token_strength import weakness
 
 PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
 MIN_TOKEN_LENGTH = 32
@@ -172,6 +173,13 @@ class Settings(BaseSettings):
             )
         if any(t.lower() in PLACEHOLDER_TOKENS for t in tokens):
             raise ValueError("a placeholder token is not a secret; generate a real one")
+        for number, token in enumerate(tokens, 1):
+            why = weakness(token)
+            if why is not None:
+                raise ValueError(
+                    f"token {number} is too weak: {why}; generate one with: python -c "
+                    "'import secrets; print(secrets.token_urlsafe(32))'"
+                )
         return ",".join(tokens)
 
     @field_validator("bot_url", "ui_api_url")

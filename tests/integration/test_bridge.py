@@ -36,9 +36,11 @@ from tests.procs import (
 
 pytestmark = pytest.mark.timeout(120)
 
-TOKEN = "t" * 40
-OTHER_TOKEN = "o" * 40
-API_KEY = "k" * 40
+# Throwaway test secrets, generated once with secrets.token_urlsafe(32): weak-looking ones such
+# as "t" * 40 are refused by the settings (waqr.token_strength).
+TOKEN = "in0GY5DuoqedeX-xR4clYcvA2hzppjZTziqet94o8qU"
+OTHER_TOKEN = "AK_ey9B5ui-Xc72e58f5w2F3kAP5UxydQgKlVyqW7HE"
+API_KEY = "btnALej19-E2FIiSM1vye_NrIbOQs4YnpsRS9D4UN90"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 REFUSED = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n"
 
