@@ -99,10 +99,27 @@ async def _serve(app: object, host: str, port: int) -> None:
     await uvicorn.Server(config).serve()
 
 
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve anywhere
+
+
 def run_bot(settings: Settings) -> int:
     from waqr.bot.app import create_app
     from waqr.bot.registry import SessionRegistry
 
+    if not settings.bot_token and not _is_loopback(settings.bot_host):
+        raise ConfigError(
+            f"WAQR_BOT_HOST={settings.bot_host} is not a loopback address: anyone who reaches "
+            "the bot could scan its QR or log it out. Set WAQR_BOT_TOKEN (and the same on the "
+            "bridge), or keep the bot on 127.0.0.1."
+        )
     registry = SessionRegistry(settings)
     registry.open()
     log_event(
@@ -161,11 +178,15 @@ def run_up(settings: Settings) -> int:
     else:
         token = settings.token_list[0]
         generated = False
+    if not settings.bot_token:
+        # The bot answers only its own bridge, even on loopback (other local users).
+        settings = settings.model_copy(update={"bot_token": secrets.token_urlsafe(32)})
     bot_url = f"http://{settings.bot_host}:{settings.bot_port}"
     env = {
         **os.environ,
         "WAQR_BOT_HOST": settings.bot_host,
         "WAQR_BOT_PORT": str(settings.bot_port),
+        "WAQR_BOT_TOKEN": settings.bot_token or "",
     }
     bot = subprocess.Popen([sys.executable, "-m", "waqr.cli", "bot"], env=env)
     ui = None

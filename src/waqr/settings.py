@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     bot_port: int = Field(3100, ge=1, le=65535, validation_alias=_env("WAQR_BOT_PORT"))
     data_dir: Path = Field(Path("./data"), validation_alias=_env("WAQR_DATA_DIR"))
     wa_proxy: str | None = Field(None, validation_alias=_env("WA_PROXY"))
+    # Required on every bot route but /health when set; the bridge sends it. Required to listen
+    # on anything but loopback. `waqr up` generates one for its own bot and bridge.
+    bot_token: str | None = Field(None, validation_alias=_env("WAQR_BOT_TOKEN"))
 
     # --- engine supervision -----------------------------------------------------------------
     # No QR, connection or error within this many seconds of starting a child -> SIGKILL.
@@ -157,7 +160,7 @@ class Settings(BaseSettings):
             raise ValueError("only scheme://[user:pass@]host:port is allowed")
         return value
 
-    @field_validator("bridge_tokens", "api_keys")
+    @field_validator("bridge_tokens", "api_keys", "bot_token")
     @classmethod
     def _tokens_are_long(cls, value: str | None) -> str | None:
         if value is None or not value.strip():

@@ -18,6 +18,7 @@ from sse_starlette.sse import EventSourceResponse
 
 from waqr import __version__
 from waqr.api_models import PairCodeRequest
+from waqr.bot.auth import BotTokenAuth
 from waqr.bot.registry import SessionRegistry
 from waqr.bot.session import Session
 from waqr.http_errors import error_body, install_error_handlers
@@ -53,6 +54,8 @@ def create_app(registry: SessionRegistry, *, manage_lifecycle: bool = True) -> F
     )
     app.state.registry = registry
     install_error_handlers(app)
+    if registry.settings.bot_token:
+        app.add_middleware(BotTokenAuth, tokens=registry.settings.bot_token.split(","))
 
     @app.get(
         "/health",

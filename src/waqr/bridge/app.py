@@ -49,6 +49,7 @@ class Bridge:
             timeout=settings.bot_timeout,
             pair_timeout=settings.bot_pair_timeout,
             logout_timeout=settings.bot_logout_timeout,
+            token=settings.bot_token.split(",", 1)[0] if settings.bot_token else None,
         )
         self.cache: QrCache = make_cache(settings.redis_url)
         self.relay = EventRelay(self.bot, self.cache)

@@ -38,6 +38,7 @@ class BotClient:
         timeout: float,
         pair_timeout: float | None = None,
         logout_timeout: float | None = None,
+        token: str | None = None,
     ) -> None:
         """``timeout`` bounds every call; ``pair_timeout`` and ``logout_timeout`` (default:
         ``timeout``) replace it for waiting on the answer to /pair-code and /logout."""
@@ -45,7 +46,9 @@ class BotClient:
         self.timeout = timeout
         self.pair_timeout = timeout if pair_timeout is None else pair_timeout
         self.logout_timeout = timeout if logout_timeout is None else logout_timeout
-        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout)
+        # WAQR_BOT_TOKEN, for a bot that requires it (a bot on another host).
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout, headers=headers)
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -66,6 +69,17 @@ class BotClient:
     def _check(response: httpx.Response) -> httpx.Response:
         if response.status_code < 400:
             return response
+        if response.status_code == 401:
+            # The bot refused the bridge, not the caller: passing 401 on would tell the caller
+            # its own credential is wrong.
+            raise BotRejected(
+                502,
+                {
+                    "error": "bot_token_refused",
+                    "detail": "the bot refused this bridge's WAQR_BOT_TOKEN; set the same "
+                    "token on the bot and the bridge",
+                },
+            )
         try:
             body = response.json()
         except ValueError:

@@ -85,6 +85,14 @@ ERRORS: dict[int, tuple[str, dict[str, Any]]] = {
         "Too many failed authentications from this client; wait `Retry-After` seconds.",
         {"error": "too_many_failures", "detail": "too many failed authentications; retry in 42 s"},
     ),
+    502: (
+        "The bot refused this bridge's WAQR_BOT_TOKEN: set the same token on both.",
+        {
+            "error": "bot_token_refused",
+            "detail": "the bot refused this bridge's WAQR_BOT_TOKEN; set the same token on "
+            "the bot and the bridge",
+        },
+    ),
     503: (
         "The bot cannot be reached, or its session or engine cannot serve the request now.",
         {"error": "bot_unreachable", "detail": "the bot cannot be reached (ConnectError)"},
@@ -96,7 +104,7 @@ ERRORS: dict[int, tuple[str, dict[str, Any]]] = {
     ),
 }
 AUTH = (401, 429)  # every route behind a credential
-BOT = (503, 504)  # every route that asks the bot
+BOT = (502, 503, 504)  # every route that asks the bot
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -1,0 +1,92 @@
+"""The bot's own token, with real processes on loopback: every route but /health needs it
+when it is set, the bridge sends it, and the bot refuses to listen beyond loopback without
+it. The engine's only route out is a proxy that refuses everything."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.test_bridge import BEARER, REFUSED, running_bridge
+from tests.procs import MisbehavingProxy, ServiceProcess, free_port, running_bot
+
+pytestmark = pytest.mark.timeout(60)
+
+BOT_TOKEN = "hQ3vUo_0xGm7Zq2Lb9cRwT4yNp8KdE1sAjF6iVe5XrC"
+
+
+def test_every_bot_route_but_health_needs_the_token(tmp_path: Path) -> None:
+    with (
+        MisbehavingProxy(REFUSED) as proxy,
+        running_bot(tmp_path / "data", WA_PROXY=proxy.url, WAQR_BOT_TOKEN=BOT_TOKEN) as bot,
+    ):
+        assert bot.get("/health").status_code == 200
+        for method, path in (
+            ("GET", "/status"),
+            ("GET", "/qr"),
+            ("POST", "/logout"),
+            ("POST", "/reconnect"),
+            ("GET", "/openapi.json"),
+        ):
+            missing = httpx.request(method, bot.url + path, timeout=10)
+            assert missing.status_code == 401, path
+            assert missing.json()["error"] == "unauthorized"
+            wrong = httpx.request(
+                method, bot.url + path, headers={"Authorization": "Bearer nope"}, timeout=10
+            )
+            assert wrong.status_code == 401, path
+        good = httpx.get(
+            bot.url + "/status", headers={"Authorization": f"Bearer {BOT_TOKEN}"}, timeout=10
+        )
+        assert good.status_code == 200
+        assert BOT_TOKEN not in bot.logs()
+
+
+def test_the_bridge_sends_the_bot_token(tmp_path: Path) -> None:
+    with (
+        MisbehavingProxy(REFUSED) as proxy,
+        running_bot(tmp_path / "data", WA_PROXY=proxy.url, WAQR_BOT_TOKEN=BOT_TOKEN) as bot,
+        running_bridge(tmp_path / "api", bot.url, WAQR_BOT_TOKEN=BOT_TOKEN) as api,
+    ):
+        assert api.get("/admin/wa/status", headers=BEARER).status_code == 200
+    with (
+        MisbehavingProxy(REFUSED) as proxy,
+        running_bot(tmp_path / "data2", WA_PROXY=proxy.url, WAQR_BOT_TOKEN=BOT_TOKEN) as bot,
+        running_bridge(tmp_path / "api2", bot.url) as api,
+    ):
+        refused = api.get("/admin/wa/status", headers=BEARER)  # a bridge without the token
+        assert refused.status_code == 502  # not 401: the caller's own token is fine
+        assert refused.json()["error"] == "bot_token_refused"
+
+
+def test_the_bot_refuses_to_listen_beyond_loopback_without_a_token(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "WAQR_BOT_TOKEN"}
+    env.update(
+        WAQR_BOT_HOST="0.0.0.0",
+        WAQR_BOT_PORT=str(free_port()),
+        WAQR_DATA_DIR=str(tmp_path / "data"),
+    )
+    refused = subprocess.run(
+        [sys.executable, "-m", "waqr.cli", "bot"], env=env, capture_output=True, timeout=30
+    )
+    assert refused.returncode == 2
+    assert b"WAQR_BOT_HOST=0.0.0.0 is not a loopback address" in refused.stderr
+    assert b"WAQR_BOT_TOKEN" in refused.stderr
+    assert b"Traceback" not in refused.stderr
+
+
+def test_with_a_token_the_bot_may_listen_beyond_loopback(tmp_path: Path) -> None:
+    with MisbehavingProxy(REFUSED) as proxy:
+        bot = ServiceProcess(
+            tmp_path / "data",
+            env={"WAQR_BOT_HOST": "0.0.0.0", "WAQR_BOT_TOKEN": BOT_TOKEN, "WA_PROXY": proxy.url},
+        ).start()  # reached on 127.0.0.1 only
+        try:
+            assert bot.get("/health").status_code == 200
+        finally:
+            bot.stop()
