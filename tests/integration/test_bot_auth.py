@@ -1,10 +1,14 @@
 """The bot's own token, with real processes on loopback: every route but /health needs it
 when it is set, the bridge sends it, and the bot refuses to listen beyond loopback without
-it. The engine's only route out is a proxy that refuses everything."""
+it; and the data directory it keeps them in is private, or the bot says in one line why it
+cannot use it. The engine's only route out is a proxy that refuses everything."""
 
 from __future__ import annotations
 
+import json
 import os
+import socket
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -90,3 +94,55 @@ def test_with_a_token_the_bot_may_listen_beyond_loopback(tmp_path: Path) -> None
             assert bot.get("/health").status_code == 200
         finally:
             bot.stop()
+
+
+def test_a_request_without_the_token_is_refused_before_its_body_is_read(
+    tmp_path: Path,
+) -> None:
+    with (
+        MisbehavingProxy(REFUSED) as proxy,
+        running_bot(tmp_path / "data", WA_PROXY=proxy.url, WAQR_BOT_TOKEN=BOT_TOKEN) as bot,
+        socket.create_connection(("127.0.0.1", bot.port), timeout=5) as sock,
+    ):
+        # A megabyte announced and never sent: an answer at all proves nobody waited for it.
+        sock.sendall(
+            b"POST /pair-code HTTP/1.1\r\nHost: bot\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 1000000\r\n\r\n"
+        )
+        reply = b""
+        while not reply.endswith(b"}") and (chunk := sock.recv(4096)):
+            reply += chunk
+    head, _, body = reply.decode().partition("\r\n\r\n")
+    assert head.startswith("HTTP/1.1 401")
+    assert "www-authenticate: bearer" in head.lower()
+    assert json.loads(body)["error"] == "unauthorized"
+
+
+# --- the data directory ----------------------------------------------------------------------
+
+
+def test_a_new_data_dir_is_created_for_the_owner_only(tmp_path: Path) -> None:
+    data_dir = tmp_path / "fresh" / "data"
+    with (
+        MisbehavingProxy(REFUSED) as proxy,
+        running_bot(tmp_path / "logs", WA_PROXY=proxy.url, WAQR_DATA_DIR=str(data_dir)),
+    ):
+        assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+        assert stat.S_IMODE((data_dir / "wa-auth").stat().st_mode) == 0o700
+
+
+def test_an_unusable_data_dir_is_one_line_naming_the_path(tmp_path: Path) -> None:
+    # The tests run as root, for whom chmod 0500 does not stop writes; a regular file where a
+    # directory must be fails for everyone (NotADirectoryError), through the same path.
+    (tmp_path / "afile").write_text("not a directory")
+    data_dir = tmp_path / "afile" / "data"
+    env = {k: v for k, v in os.environ.items() if k != "WAQR_BOT_TOKEN"}
+    env.update(WAQR_BOT_PORT=str(free_port()), WAQR_DATA_DIR=str(data_dir))
+    refused = subprocess.run(
+        [sys.executable, "-m", "waqr.cli", "bot"], env=env, capture_output=True, timeout=30
+    )
+    assert refused.returncode == 2
+    message = refused.stderr.decode()
+    assert message.count("\n") == 1
+    assert f"WAQR_DATA_DIR {data_dir} cannot be used" in message
+    assert "Traceback" not in message

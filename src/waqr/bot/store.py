@@ -20,7 +20,7 @@ from pathlib import Path
 
 # Re-exported (the `as` form tells mypy so): callers keep importing it from here.
 from waqr.engine.store_probe import store_has_device as store_has_device
-from waqr.errors import DataDirLocked
+from waqr.errors import ConfigError, DataDirLocked
 
 
 class SessionStore:
@@ -35,10 +35,22 @@ class SessionStore:
 
     # --- the exclusive lock -----------------------------------------------------------------
     def lock(self) -> None:
-        """Take the session's lock or raise DataDirLocked naming the holder."""
-        self.auth_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(self.auth_dir, 0o700)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        """Take the session's lock or raise DataDirLocked naming the holder; ConfigError
+        naming the path when the data directory cannot be created or written."""
+        try:
+            # Owner-only from the start: the directory holds a linked account's credentials.
+            # An existing data directory keeps its mode (it may be a mounted volume).
+            self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.auth_dir.mkdir(exist_ok=True, mode=0o700)
+            os.chmod(self.auth_dir, 0o700)
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            # One line for the operator instead of a traceback (read-only volume, a file in
+            # the way, no permission).
+            raise ConfigError(
+                f"WAQR_DATA_DIR {self.data_dir} cannot be used: {exc.strerror or exc} "
+                f"({exc.filename or self.data_dir}); point it at a writable directory"
+            ) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
