@@ -13,7 +13,7 @@ from waqr.settings import load_settings
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)  # no stray .env
-    for name in ("WA_PROXY", "WAQR_BOT_PORT", "WAQR_DATA_DIR", "WAQR_BOT_HOST"):
+    for name in ("WA_PROXY", "WAQR_BOT_PORT", "WAQR_DATA_DIR", "WAQR_BOT_HOST", "WAQR_BOT_TOKEN"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -23,6 +23,7 @@ def test_defaults_are_the_embedded_ones() -> None:
     assert settings.data_dir == Path("./data")
     assert settings.wa_proxy is None
     assert settings.auth_dir == Path("./data/wa-auth")
+    assert settings.bot_token is None  # optional on loopback; `waqr up` generates one
 
 
 def test_environment_and_dotenv_are_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -63,3 +64,11 @@ def test_backoff_cap_must_not_undercut_the_start(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("WAQR_RECONNECT_BACKOFF_MAX", "5")
     with pytest.raises(ConfigError, match="WAQR_RECONNECT_BACKOFF_MAX"):
         load_settings()
+
+
+def test_a_short_bot_token_is_refused_naming_the_variable_not_the_value() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"WAQR_BOT_TOKEN": "Zq8-shortButRandom"})
+    assert "WAQR_BOT_TOKEN" in str(caught.value)
+    assert "at least 32 characters" in str(caught.value)
+    assert "Zq8-shortButRandom" not in str(caught.value)
