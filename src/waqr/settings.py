@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from waqr.bridge.clientaddr import ProxyList
 from waqr.errors import ConfigError
 from waqr.token_strength import weakness
 
@@ -122,6 +123,15 @@ class Settings(BaseSettings):
     # Failed authentications from one client within a minute before it gets 429.
     auth_max_failures: int = Field(
         10, ge=1, le=10000, validation_alias=_env("WAQR_AUTH_MAX_FAILURES")
+    )
+    # Comma-separated IPs/CIDRs of the reverse proxies in front of the bridge. A request from
+    # one of them is attributed to the right-most X-Forwarded-For entry that is not a proxy;
+    # from anyone else the header is ignored (it could be made up). Empty: the peer address.
+    trusted_proxies: ProxyList = Field("", validation_alias=_env("WAQR_TRUSTED_PROXIES"))
+    # Request bodies beyond this are refused with 413 (the largest legitimate one, a pair-code
+    # request, is under 100 bytes).
+    max_body_bytes: int = Field(
+        16384, ge=1024, le=10_485_760, validation_alias=_env("WAQR_MAX_BODY_BYTES")
     )
 
     # --- the UI -------------------------------------------------------------------------------

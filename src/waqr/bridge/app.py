@@ -24,6 +24,7 @@ from waqr.bridge.audit import audited
 from waqr.bridge.auth import ApiKeyAuth, BearerAuth, FailureLimiter
 from waqr.bridge.botclient import BotClient
 from waqr.bridge.cache import QrCache, RedisQrCache, make_cache
+from waqr.bridge.gate import Gate
 from waqr.bridge.keepalive import Keepalive, LeaderLock
 from waqr.bridge.metrics import BridgeMetrics
 from waqr.bridge.relay import EventRelay
@@ -145,6 +146,13 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
     app.state.metrics = bridge.metrics
     app.state.auth_limiter = FailureLimiter(settings.auth_max_failures)
     install_error_handlers(app)
+    # Added first, so it sits inside CORS: a preflight is answered before it, and its own
+    # refusals still carry the CORS headers a browser needs to read them.
+    app.add_middleware(
+        Gate,
+        trusted_proxies=settings.trusted_proxies,
+        max_body_bytes=settings.max_body_bytes,
+    )
     if settings.cors_origin_list:
         app.add_middleware(
             CORSMiddleware,

@@ -6,7 +6,11 @@ is checked first: a valid one always passes, so a stale token somewhere behind t
 reverse proxy can never lock the operator out. Only failures are counted; a client past the
 limit within a minute gets 429 with Retry-After for its further failures. The failure table is
 bounded (least recently failing clients are forgotten first), so spoofed addresses cannot grow
-it without limit.
+it without limit, and a client whose last failure is older than the window is forgotten.
+
+The gate (``waqr.bridge.gate``) runs :func:`authenticate` on every guarded path before any
+body is read; the route dependencies below run it again, for the OpenAPI document's security
+schemes and as the backstop should a route ever sit outside the gate's prefixes.
 """
 
 from __future__ import annotations
@@ -14,10 +18,12 @@ from __future__ import annotations
 import hmac
 import time
 from collections import OrderedDict, deque
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.datastructures import State
 
 from waqr.http_errors import error_body
 
@@ -55,6 +61,7 @@ class FailureLimiter:
         """Record a failure of ``client``; the seconds it must wait when it is over the
         limit, else None."""
         now = time.monotonic()
+        self._forget_before(now - self.window)
         failures = self._failures.pop(client, None)
         if failures is None:
             failures = deque(maxlen=self.max_failures)
@@ -69,50 +76,76 @@ class FailureLimiter:
             return None
         return max(1, int(failures[0] + self.window - now) + 1)
 
+    def _forget_before(self, moment: float) -> None:
+        # The table is ordered by last failure, so the expired clients are all at its front.
+        while self._failures:
+            _client, failures = next(iter(self._failures.items()))
+            if failures and failures[-1] > moment:
+                return
+            self._failures.popitem(last=False)
 
-def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+
+@dataclass(frozen=True)
+class Scheme:
+    """One kind of credential: what the audit log calls it, and the 401's challenge."""
+
+    kind: str
+    challenge: str
+
+    def secrets(self, state: State) -> list[str]:
+        settings = state.settings
+        secrets: list[str] = settings.token_list if self.kind == "token" else settings.api_key_list
+        return secrets
 
 
-def _guard(
-    request: Request, presented: str | None, secrets: list[str], challenge: str, kind: str
-) -> None:
-    position = matching_index(presented, secrets) if presented else None
+BEARER = Scheme("token", 'Bearer realm="waqr"')
+API_KEY = Scheme("apikey", 'ApiKey realm="waqr", header="X-API-Key"')
+
+
+class AuthRefused(Exception):
+    """A request without a valid credential: the status, body and headers to answer with."""
+
+    def __init__(self, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
+        super().__init__(body["detail"])
+        self.status = status
+        self.body = body
+        self.headers = headers
+
+
+def authenticate(state: State, scheme: Scheme, presented: str | None, client: str) -> str:
+    """Who is asking (``"token#1"``: which credential by position, never its value), or
+    AuthRefused. ``state`` is the app's: settings, auth_limiter, metrics."""
+    position = matching_index(presented, scheme.secrets(state)) if presented else None
     if position is not None:
-        # Who asked, for the audit log: which credential by position, never its value.
-        request.state.caller = f"{kind}#{position}"
-        return  # a valid credential always passes, however many failures its client had
-    limiter: FailureLimiter = request.app.state.auth_limiter
-    request.app.state.metrics.auth_failures.inc()
-    wait = limiter.fail(_client(request))
+        return f"{scheme.kind}#{position}"  # valid always passes, however many failures before
+    limiter: FailureLimiter = state.auth_limiter
+    state.metrics.auth_failures.inc()
+    wait = limiter.fail(client)
     if wait is not None:
-        raise HTTPException(
-            429,
-            error_body("too_many_failures", f"too many failed authentications; retry in {wait} s"),
-            headers={"Retry-After": str(wait)},
-        )
+        detail = f"too many failed authentications; retry in {wait} s"
+        raise AuthRefused(429, error_body("too_many_failures", detail), {"Retry-After": str(wait)})
     detail = "missing credential" if not presented else "invalid credential"
-    raise HTTPException(
-        401, error_body("unauthorized", detail), headers={"WWW-Authenticate": challenge}
-    )
+    challenge = {"WWW-Authenticate": scheme.challenge}
+    raise AuthRefused(401, error_body("unauthorized", detail), challenge)
+
+
+def _guard(request: Request, presented: str | None, scheme: Scheme) -> None:
+    client = request.client.host if request.client else "unknown"
+    try:
+        request.state.caller = authenticate(request.app.state, scheme, presented, client)
+    except AuthRefused as refused:
+        raise HTTPException(refused.status, refused.body, headers=refused.headers) from None
 
 
 def require_bearer(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> None:
-    token = credentials.credentials if credentials else None
-    _guard(request, token, request.app.state.settings.token_list, 'Bearer realm="waqr"', "token")
+    _guard(request, credentials.credentials if credentials else None, BEARER)
 
 
 def require_api_key(request: Request, key: Annotated[str | None, Depends(api_key_scheme)]) -> None:
-    _guard(
-        request,
-        key,
-        request.app.state.settings.api_key_list,
-        'ApiKey realm="waqr", header="X-API-Key"',
-        "apikey",
-    )
+    _guard(request, key, API_KEY)
 
 
 BearerAuth = Depends(require_bearer)

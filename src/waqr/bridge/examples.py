@@ -81,6 +81,13 @@ ERRORS: dict[int, tuple[str, dict[str, Any]]] = {
             "e.g. +4915112345678",
         },
     ),
+    413: (
+        "The request body is larger than WAQR_MAX_BODY_BYTES.",
+        {
+            "error": "payload_too_large",
+            "detail": "the request body is larger than 16384 bytes (WAQR_MAX_BODY_BYTES)",
+        },
+    ),
     429: (
         "Too many failed authentications from this client; wait `Retry-After` seconds.",
         {"error": "too_many_failures", "detail": "too many failed authentications; retry in 42 s"},
@@ -103,7 +110,8 @@ ERRORS: dict[int, tuple[str, dict[str, Any]]] = {
         {"error": "bot_timeout", "detail": "the bot did not answer /status within 10 s"},
     ),
 }
-AUTH = (401, 429)  # every route behind a credential
+# Every route behind a credential: the gate (waqr.bridge.gate) answers these before the route.
+AUTH = (401, 413, 429)
 BOT = (502, 503, 504)  # every route that asks the bot
 
 
@@ -129,8 +137,8 @@ def ok(
 
 
 def public(example: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
-    """An open JSON route that asks nobody."""
-    return {200: {"content": {"application/json": {"example": example}}}}
+    """An open JSON route that asks nobody (the body cap holds here too)."""
+    return {200: {"content": {"application/json": {"example": example}}}, **errors(413)}
 
 
 def image(media_type: str) -> dict[int | str, dict[str, Any]]:
