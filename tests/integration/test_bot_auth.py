@@ -15,9 +15,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from starlette.types import Message, Receive, Scope, Send
 
 from tests.integration.test_bridge import BEARER, REFUSED, running_bridge
 from tests.procs import MisbehavingProxy, ServiceProcess, free_port, running_bot
+from waqr.bot.auth import BotTokenAuth
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -146,3 +148,29 @@ def test_an_unusable_data_dir_is_one_line_naming_the_path(tmp_path: Path) -> Non
     assert message.count("\n") == 1
     assert f"WAQR_DATA_DIR {data_dir} cannot be used" in message
     assert "Traceback" not in message
+
+
+async def test_a_websocket_without_the_token_is_closed_before_the_handshake() -> None:
+    # The bot has no WebSocket route yet; the guard must not wave one through when it gets one.
+    reached: list[object] = []
+
+    async def inner(scope: Scope, receive: Receive, send: Send) -> None:
+        reached.append(scope["headers"])
+
+    async def receive() -> Message:
+        return {"type": "websocket.connect"}
+
+    async def connect(headers: list[tuple[bytes, bytes]]) -> list[Message]:
+        sent: list[Message] = []
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        scope = {"type": "websocket", "path": "/ws", "headers": headers}
+        await BotTokenAuth(inner, tokens=[BOT_TOKEN])(scope, receive, send)
+        return sent
+
+    assert await connect([]) == [{"type": "websocket.close", "code": 1008}]
+    assert reached == []
+    assert await connect([(b"authorization", f"Bearer {BOT_TOKEN}".encode())]) == []
+    assert len(reached) == 1

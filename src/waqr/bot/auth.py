@@ -19,7 +19,8 @@ class BotTokenAuth:
         self.expected = [f"Bearer {token}".encode() for token in tokens]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        kind = scope["type"]  # "lifespan" carries no request
+        if kind not in ("http", "websocket") or (kind == "http" and scope["path"] in OPEN_PATHS):
             await self.app(scope, receive, send)
             return
         presented = dict(scope["headers"]).get(b"authorization", b"")
@@ -28,6 +29,11 @@ class BotTokenAuth:
             valid |= hmac.compare_digest(presented, expected)
         if valid:
             await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            # The bot has no WebSocket route today; one added later is guarded all the same.
+            # Closing before the handshake is accepted: 1008, policy violation (RFC 6455 7.4.1).
+            await send({"type": "websocket.close", "code": 1008})
             return
         detail = "missing bot token" if not presented else "invalid bot token"
         body = json.dumps({"error": "unauthorized", "detail": detail}).encode()
