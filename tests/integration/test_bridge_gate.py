@@ -33,13 +33,16 @@ WRONG = {"Authorization": "Bearer " + "w" * 40}
 HUNDRED_FIFTY_MB = 150 * 1024 * 1024
 
 
-def raw_request(url: str, head: str, body: bytes) -> tuple[int, dict[str, object]]:
-    """Send ``head`` and ``body`` on a fresh connection, without finishing the body the head
-    may promise; the status and JSON body of the answer. A bridge that waited for the rest
-    would never answer, and the socket timeout would fail the test."""
+def start_huge_upload(url: str, path: str, **headers: str) -> tuple[int, dict[str, object]]:
+    """POST ``path`` promising a 150 MB body and sending only its first bytes; the status and
+    JSON body of the answer. A bridge that waited for the rest would never answer, and the
+    socket timeout would fail the test."""
+    lines = [f"POST {path} HTTP/1.1", "Host: bridge", "Content-Type: application/json"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    lines += [f"Content-Length: {HUNDRED_FIFTY_MB}", "", ""]
     host, port = url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=20) as sock:
-        sock.sendall(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
+        sock.sendall("\r\n".join(lines).encode() + b'{"phone": "+49')
         reply = b""
         while b"\r\n\r\n" not in reply or not reply.rstrip().endswith(b"}"):
             chunk = sock.recv(65536)
@@ -87,22 +90,14 @@ def audited_clients(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 def test_a_huge_body_without_credentials_is_refused_without_being_read(tmp_path: Path) -> None:
     with running_bridge(tmp_path, BOT_DOWN) as api:
-        head = (
-            "POST /admin/wa/pair-code HTTP/1.1\nHost: bridge\nContent-Type: application/json\n"
-            f"Content-Length: {HUNDRED_FIFTY_MB}\n"
-        )
-        status, body = raw_request(api.url, head, b'{"phone": "+49')
+        status, body = start_huge_upload(api.url, "/admin/wa/pair-code")
         assert status == 401
         assert body == {"error": "unauthorized", "detail": "missing credential"}
 
 
 def test_a_huge_body_with_credentials_is_413_without_being_read(tmp_path: Path) -> None:
     with running_bridge(tmp_path, BOT_DOWN) as api:
-        head = (
-            "POST /admin/wa/pair-code HTTP/1.1\nHost: bridge\nContent-Type: application/json\n"
-            f"Authorization: Bearer {VALID_TOKEN}\nContent-Length: {HUNDRED_FIFTY_MB}\n"
-        )
-        status, body = raw_request(api.url, head, b'{"phone": "+49')
+        status, body = start_huge_upload(api.url, "/admin/wa/pair-code", **BEARER)
         assert status == 413
         assert body["error"] == "payload_too_large"
 
@@ -152,8 +147,7 @@ def test_malformed_json_without_credentials_is_401_and_counts_as_a_failure(
 
 def test_the_api_key_routes_are_guarded_before_the_body_too(tmp_path: Path) -> None:
     with running_bridge(tmp_path, BOT_DOWN, WA_QR_API_KEY=API_KEY) as api:
-        head = f"POST /wa/connect HTTP/1.1\nHost: bridge\nContent-Length: {HUNDRED_FIFTY_MB}\n"
-        status, body = raw_request(api.url, head, b"{")
+        status, body = start_huge_upload(api.url, "/wa/connect")
         assert status == 401
         assert body["error"] == "unauthorized"
 
