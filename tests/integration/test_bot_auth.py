@@ -20,6 +20,7 @@ from starlette.types import Message, Receive, Scope, Send
 from tests.integration.test_bridge import BEARER, REFUSED, running_bridge
 from tests.procs import MisbehavingProxy, ServiceProcess, free_port, running_bot
 from waqr.bot.auth import BotTokenAuth
+from waqr.cli import _is_loopback
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -174,3 +175,20 @@ async def test_a_websocket_without_the_token_is_closed_before_the_handshake() ->
     assert reached == []
     assert await connect([(b"authorization", f"Bearer {BOT_TOKEN}".encode())]) == []
     assert len(reached) == 1
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),  # all of 127.0.0.0/8
+        ("::1", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("10.0.0.5", False),
+        ("bot.internal", False),  # a name may resolve anywhere
+    ],
+)
+def test_which_addresses_count_as_loopback(host: str, loopback: bool) -> None:
+    assert _is_loopback(host) is loopback
