@@ -23,7 +23,7 @@ def test_a_new_bot_offers_the_simulators_current_qr_and_follows_rotations(
         assert first["qr"].startswith("https://wa.me/settings/linked_devices#")
         assert 15 < first["expires_in"] <= 20
         second = wait_until(
-            lambda: (q := bot.get("/qr").json())["qr"] and q["qr"] != first["qr"] and q, 30
+            lambda: (q := bot.get("/qr").json())["qr"] and q["qr"] != first["qr"] and q, 45
         )
         assert 15 < second["expires_in"] <= 20
         # Same device keys, new server ref: the ref is what rotates.

@@ -46,7 +46,7 @@ async def test_a_silent_end_of_the_qr_batch_with_nobody_waiting_rests_in_qr_time
     session = make_session(script)
     await session.start()
     await until(lambda: session.state is State.QR_READY)
-    clock.advance(60 + 3, session)
+    clock.advance(60 + 5, session)
     await until(lambda: session.state is State.QR_TIMEOUT)
     assert reason_code(session) == "qr_timeout"
     assert session.status()["retrying"] is False
@@ -77,11 +77,11 @@ async def test_unscanned_qr_batches_stop_after_the_cycle_cap(make_session, clock
     await session.start()
     await until(lambda: session.state is State.QR_READY)
     session.note_qr_demand()
-    clock.advance(63, session)
+    clock.advance(65, session)
     await script.wait_for_engine(2)
     await until(lambda: session.state is State.QR_READY and session.qr is not None)
     session.note_qr_demand()
-    clock.advance(63, session)
+    clock.advance(65, session)
     await until(lambda: session.state is State.QR_TIMEOUT)
     await asyncio.sleep(0.05)
     assert len(script.engines) == 2
@@ -94,7 +94,7 @@ async def test_an_event_listener_alone_does_not_keep_qr_batches_coming(make_sess
     await anext(listener)  # the bridge listens all the time; that is not a person waiting
     await session.start()
     await until(lambda: session.state is State.QR_READY)
-    clock.advance(63, session)
+    clock.advance(65, session)
     await until(lambda: session.state is State.QR_TIMEOUT)
     assert len(script.engines) == 1
     await listener.aclose()
@@ -106,7 +106,7 @@ async def test_a_pairing_code_ends_with_its_batch(make_session, clock) -> None:
     await session.start()
     await session.pair_code("4915112345678")
     assert session.state is State.PAIRING_CODE
-    clock.advance(63, session)
+    clock.advance(65, session)
     await until(lambda: session.state is State.QR_TIMEOUT)
     assert session.status()["pairingCode"] is None
 

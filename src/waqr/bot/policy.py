@@ -37,7 +37,7 @@ class SessionPolicy:
     redial_grace: float = 5.0
     # whatsmeow hands out the next code the moment the previous one expires (qrchan.go);
     # no new code within this margin means the batch has run out.
-    qr_grace: float = 3.0
+    qr_grace: float = 5.0
     # How long a connected link may fail its keepalive pings to WhatsApp (from the first miss)
     # before it is replaced: 45 s lets one missed ping (20-30 s apart) pass and not two.
     # whatsmeow's own limit is 3 min, after which it disconnects without a word.
