@@ -94,6 +94,9 @@ async def _serve(app: object, host: str, port: int) -> None:
         port=port,
         log_config=None,  # keep waqr's structured logging
         lifespan="on",
+        # uvicorn trusts X-Forwarded-For from 127.0.0.1 by default and rewrites the client
+        # address before the app sees it; the bridge decides that itself (WAQR_TRUSTED_PROXIES).
+        proxy_headers=False,
         timeout_graceful_shutdown=10,
     )
     await uvicorn.Server(config).serve()

@@ -194,12 +194,6 @@ def test_behind_a_trusted_proxy_each_forwarded_client_is_throttled_on_its_own(
     assert audited_clients(caplog) == ["203.0.113.1"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="waqr api runs uvicorn with its default proxy_headers=True, which trusts "
-    "X-Forwarded-For from 127.0.0.1 before the app sees the request; cli.py's _serve must "
-    "pass proxy_headers=False. Remove this mark once it does.",
-)
 def test_waqr_api_does_not_let_uvicorn_rewrite_the_client_address(tmp_path: Path) -> None:
     with running_bridge(tmp_path, BOT_DOWN, WAQR_AUTH_MAX_FAILURES="3") as api:
         codes = [
