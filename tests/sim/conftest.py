@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.sim.fake_wa_client import ConnectFactory, in_memory_server
 from waqr.sim.certs import ServerIdentity, load_or_create_root
+from waqr.sim.phone import create_control_app
 from waqr.sim.state import World
 
 
@@ -27,3 +29,11 @@ async def connect(world: World, identity: ServerIdentity) -> AsyncIterator[Conne
     """Open in-memory connections served by the real handler; all closed at the end."""
     async with in_memory_server(world, identity) as open_link:
         yield open_link
+
+
+@pytest.fixture
+async def api(world: World) -> AsyncIterator[httpx.AsyncClient]:
+    """The control API of ``world`` (a test module may override ``world``), in process."""
+    transport = httpx.ASGITransport(app=create_control_app(world))
+    async with httpx.AsyncClient(transport=transport, base_url="http://sim") as client:
+        yield client

@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import httpx
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from waqr.sim import proto, xeddsa
@@ -347,3 +348,11 @@ async def in_memory_server(world: World, identity: ServerIdentity) -> AsyncItera
             await conn.close()
             async with asyncio.timeout(5):
                 await task
+
+
+async def post_faults(api: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
+    """POST /faults to the control API; the view it answers (which must be a 200)."""
+    response = await api.post("/faults", json=body)
+    assert response.status_code == 200, response.text
+    view: dict[str, Any] = response.json()
+    return view

@@ -8,7 +8,7 @@ node the client reads answers a later iq, the earlier one got no answer.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -21,11 +21,11 @@ from tests.sim.fake_wa_client import (
     client_iq,
     login,
     paired_device,
+    post_faults,
     register,
     scan_and_answer,
 )
 from waqr.sim.binary import Node
-from waqr.sim.phone import create_control_app
 from waqr.sim.server import Session
 from waqr.sim.state import LinkedDevice, World
 
@@ -64,20 +64,6 @@ def clock() -> FakeClock:
 def world(clock: FakeClock) -> World:
     """Overrides conftest's: the same world, on the fake clock (``connect`` serves this one)."""
     return World(default_phone="15550001111", sleep=clock.sleep)
-
-
-@pytest.fixture
-async def api(world: World) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_control_app(world))
-    async with httpx.AsyncClient(transport=transport, base_url="http://sim") as client:
-        yield client
-
-
-async def _post(api: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
-    response = await api.post("/faults", json=body)
-    assert response.status_code == 200, response.text
-    view: dict[str, Any] = response.json()
-    return view
 
 
 async def _until(condition: Callable[[], bool]) -> None:
@@ -122,12 +108,12 @@ async def test_a_black_holed_session_answers_no_ping_until_the_hole_is_lifted(
 ) -> None:
     device, link = await _logged_in(connect, world)
     session = _session_of(world, device)
-    view = await _post(api, {"black_hole": {"seconds": None, "now": True}})
+    view = await post_faults(api, {"black_hole": {"seconds": None, "now": True}})
     assert view["affected_sessions"] == 1 and view["black_holed_sessions"] == 1
     assert view["black_hole"] is None  # a hole opened now is not a setting for new logins
     await _ping_swallowed(link, session, "p1")
     await _ping_swallowed(link, session, "p2")
-    assert (await _post(api, {"black_hole": None}))["black_holed_sessions"] == 0
+    assert (await post_faults(api, {"black_hole": None}))["black_holed_sessions"] == 0
     await _next_pong(link, "p3")  # p1 and p2 stay unanswered, as with a real black hole
     assert session.black_hole.frames_swallowed == 2
 
@@ -137,7 +123,7 @@ async def test_recover_answers_the_next_ping_on_the_same_connection(
 ) -> None:
     device, link = await _logged_in(connect, world)
     session = _session_of(world, device)
-    await _post(api, {"black_hole": {"seconds": 5, "then": "recover", "now": True}})
+    await post_faults(api, {"black_hole": {"seconds": 5, "then": "recover", "now": True}})
     await _ping_swallowed(link, session, "p1")
     await session.send_node(Node("ib", {}, [Node("offline", {"count": "0"})]))
     assert session.black_hole.nodes_swallowed == 1  # a notification is lost too
@@ -155,7 +141,7 @@ async def test_close_hangs_up_the_socket_when_the_hole_ends(
 ) -> None:
     device, link = await _logged_in(connect, world)
     session = _session_of(world, device)
-    await _post(api, {"black_hole": {"seconds": 30, "then": "close", "now": True}})
+    await post_faults(api, {"black_hole": {"seconds": 30, "then": "close", "now": True}})
     await _ping_swallowed(link, session, "p1")
     await _until(lambda: clock.sleepers == 1)
     clock.advance(30)
@@ -171,7 +157,7 @@ async def test_now_reaches_only_live_logged_in_sessions(
     registering = FakeDevice()
     registration = connect(registering)
     refs = await register(registration, registering)
-    view = await _post(api, {"black_hole": {"seconds": None, "now": True}})
+    view = await post_faults(api, {"black_hole": {"seconds": None, "now": True}})
     assert view["affected_sessions"] == 1
     await _ping_swallowed(before_link, _session_of(world, before), "p1")
     # The connection showing QR codes still pairs; a login made afterwards answers at once.
@@ -186,8 +172,8 @@ async def test_a_stream_error_in_a_hole_is_lost_but_its_close_is_not(
     api: httpx.AsyncClient, connect: ConnectFactory, world: World
 ) -> None:
     device, link = await _logged_in(connect, world)
-    await _post(api, {"black_hole": {"seconds": None, "now": True}})
-    await _post(api, {"stream_error": {"code": 503, "now": True}})
+    await post_faults(api, {"black_hole": {"seconds": None, "now": True}})
+    await post_faults(api, {"stream_error": {"code": 503, "now": True}})
     assert await link.recv() is None  # closed, and the <stream:error> never came first
     assert world.logged_in() == []
 
@@ -200,7 +186,7 @@ async def test_after_login_opens_the_hole_only_once_the_delay_has_passed(
 ) -> None:
     device = await paired_device(connect, world)
     setting = {"seconds": 3.0, "then": "recover", "after_login": 2.0}
-    view = await _post(api, {"black_hole": setting})
+    view = await post_faults(api, {"black_hole": setting})
     assert view["black_hole"] == {**setting, "now": False} and view["affected_sessions"] == 0
     link, _ = await login(connect, device)
     session = _session_of(world, device)
@@ -220,7 +206,7 @@ async def test_the_setting_silences_every_login_from_its_first_iq_until_cleared(
     api: httpx.AsyncClient, connect: ConnectFactory, world: World
 ) -> None:
     device = await paired_device(connect, world)
-    await _post(api, {"black_hole": {"seconds": None}})
+    await post_faults(api, {"black_hole": {"seconds": None}})
     for attempt in range(2):  # the setting lasts: each new login falls into the hole
         link, success = await login(connect, device)
         assert success is not None and success.tag == "success"
@@ -228,7 +214,7 @@ async def test_the_setting_silences_every_login_from_its_first_iq_until_cleared(
         await link.conn.close()
         await _until(lambda: world.logged_in() == [])
     link, _ = await login(connect, device)
-    view = await _post(api, {"clear": True})
+    view = await post_faults(api, {"clear": True})
     assert view["black_hole"] is None and view["black_holed_sessions"] == 0
     await _next_pong(link, "p-cleared")  # clear lifted the live hole too
     link, _ = await login(connect, device)
@@ -242,11 +228,11 @@ async def test_get_faults_shows_the_setting_and_null_turns_it_off(
     api: httpx.AsyncClient, world: World
 ) -> None:
     assert (await api.get("/faults")).json()["black_hole"] is None
-    await _post(api, {"black_hole": {"seconds": 0.5, "then": "close", "after_login": 60}})
+    await post_faults(api, {"black_hole": {"seconds": 0.5, "then": "close", "after_login": 60}})
     shown = (await api.get("/faults")).json()["black_hole"]
     assert shown == {"seconds": 0.5, "then": "close", "now": False, "after_login": 60}
-    assert (await _post(api, {"refs": 2}))["black_hole"] == shown  # untouched by others
-    assert (await _post(api, {"black_hole": None}))["black_hole"] is None
+    assert (await post_faults(api, {"refs": 2}))["black_hole"] == shown  # untouched by others
+    assert (await post_faults(api, {"black_hole": None}))["black_hole"] is None
     assert world.faults.black_hole is None
 
 

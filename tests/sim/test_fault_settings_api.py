@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
-from waqr.sim.phone import create_control_app
+from tests.sim.fake_wa_client import post_faults
 from waqr.sim.state import World
-
-
-@pytest.fixture
-async def api(world: World) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_control_app(world))
-    async with httpx.AsyncClient(transport=transport, base_url="http://sim") as client:
-        yield client
-
-
-async def _post(api: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
-    response = await api.post("/faults", json=body)
-    assert response.status_code == 200, response.text
-    view: dict[str, Any] = response.json()
-    return view
 
 
 async def test_defaults_are_whatsapps_own_behaviour(api: httpx.AsyncClient) -> None:
@@ -37,47 +22,47 @@ async def test_defaults_are_whatsapps_own_behaviour(api: httpx.AsyncClient) -> N
 async def test_after_pair_is_kept_until_cleared(
     api: httpx.AsyncClient, world: World, after_pair: str
 ) -> None:
-    assert (await _post(api, {"after_pair": after_pair}))["after_pair"] == after_pair
-    assert (await _post(api, {"refs": 2}))["after_pair"] == after_pair  # untouched by others
+    assert (await post_faults(api, {"after_pair": after_pair}))["after_pair"] == after_pair
+    assert (await post_faults(api, {"refs": 2}))["after_pair"] == after_pair  # untouched by others
     assert world.faults.after_pair == after_pair
-    assert (await _post(api, {"clear": True}))["after_pair"] == "close"
+    assert (await post_faults(api, {"clear": True}))["after_pair"] == "close"
 
 
 async def test_unpaired_close_after_takes_seconds_or_null_for_never(
     api: httpx.AsyncClient, world: World
 ) -> None:
-    assert (await _post(api, {"unpaired_close_after": 2.5}))["unpaired_close_after"] == 2.5
-    assert (await _post(api, {"refs": 3}))["unpaired_close_after"] == 2.5
-    assert (await _post(api, {"unpaired_close_after": None}))["unpaired_close_after"] is None
+    assert (await post_faults(api, {"unpaired_close_after": 2.5}))["unpaired_close_after"] == 2.5
+    assert (await post_faults(api, {"refs": 3}))["unpaired_close_after"] == 2.5
+    assert (await post_faults(api, {"unpaired_close_after": None}))["unpaired_close_after"] is None
     assert world.faults.unpaired_close_after is None
-    assert (await _post(api, {"clear": True}))["unpaired_close_after"] == 210
+    assert (await post_faults(api, {"clear": True}))["unpaired_close_after"] == 210
 
 
 async def test_chaos_is_shown_as_set_and_turned_off_by_null_or_clear(
     api: httpx.AsyncClient, world: World
 ) -> None:
     chaos = {"seed": 42, "delay_max": 0.5, "early_close": 0.1, "drop_acks": 0.25}
-    assert (await _post(api, {"chaos": chaos}))["chaos"] == chaos
+    assert (await post_faults(api, {"chaos": chaos}))["chaos"] == chaos
     assert (await api.get("/faults")).json()["chaos"] == chaos
     assert world.faults.chaos is not None and world.faults.chaos.settings.seed == 42
-    assert (await _post(api, {"chaos": None}))["chaos"] is None
+    assert (await post_faults(api, {"chaos": None}))["chaos"] is None
     assert world.faults.chaos is None
-    await _post(api, {"chaos": {"seed": 1}})
-    view = await _post(api, {"clear": True})
+    await post_faults(api, {"chaos": {"seed": 1}})
+    view = await post_faults(api, {"clear": True})
     assert view["chaos"] is None and world.faults.chaos is None
 
 
 async def test_chaos_with_only_a_seed_changes_nothing_but_is_on(api: httpx.AsyncClient) -> None:
-    view = await _post(api, {"chaos": {"seed": 0}})
+    view = await post_faults(api, {"chaos": {"seed": 0}})
     assert view["chaos"] == {"seed": 0, "delay_max": 0.0, "early_close": 0.0, "drop_acks": 0.0}
 
 
 async def test_setting_chaos_again_reseeds_it(api: httpx.AsyncClient, world: World) -> None:
-    await _post(api, {"chaos": {"seed": 9, "drop_acks": 0.5}})
+    await post_faults(api, {"chaos": {"seed": 9, "drop_acks": 0.5}})
     first = world.faults.chaos
     assert first is not None
     drawn = [first.drops_ack() for _ in range(20)]
-    await _post(api, {"chaos": {"seed": 9, "drop_acks": 0.5}})
+    await post_faults(api, {"chaos": {"seed": 9, "drop_acks": 0.5}})
     second = world.faults.chaos
     assert second is not None and second is not first
     assert [second.drops_ack() for _ in range(20)] == drawn
