@@ -100,10 +100,6 @@ _TABLE: dict[str, tuple[str, str]] = {
         "Nothing to do: the engine and waqr retry with backoff. If it lasts, check "
         "WhatsApp's service status.",
     ),
-    "keepalive_timeout": (
-        "WhatsApp stopped answering keepalive pings.",
-        "Usually a flaky network; waqr reconnects by itself if it does not recover.",
-    ),
     "qr_batch_exhausted": (
         "The batch of QR codes ran out unscanned; someone is waiting, so waqr is fetching "
         "a new one.",

@@ -46,7 +46,7 @@ from waqr.tasks import cancel, spawn
 
 log = logging.getLogger("waqr.session")
 
-__all__ = ["LiveQr", "PairingCode", "Session", "SessionPolicy"]
+__all__ = ["LiveQr", "PairingCode", "Session"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -514,13 +514,22 @@ class Session:
     def _retire(self, engine: p.Engine) -> None:
         """Stop ``engine`` in the background; the next one starts once it is gone."""
         if engine is self._engine:
-            self._engine = None
-            self._deadline = None
-            self._next_ping = None
+            self._forget_current()
         if engine in self._retiring:
             return
         self._retiring[engine] = self.clock() + self.policy.stop_bound
         spawn(engine.stop(), name=f"session-{self.name}-stop")
+
+    def _forget_current(self) -> None:
+        """No engine runs now: nothing of the old one's to wait for or to ping."""
+        self._engine = None
+        self._deadline = None
+        self._next_ping = None
+
+    def _replace_engine(self, engine: p.Engine, why: Reason | None) -> None:
+        """Stop ``engine`` and start a fresh one (same credentials) after the backoff."""
+        self._retire(engine)
+        self._schedule_retry(why)
 
     async def _wipe(self) -> None:
         await asyncio.to_thread(self.store.wipe_credentials)
@@ -598,9 +607,8 @@ class Session:
             case p.ServerUnavailable(code=status):
                 # whatsmeow would retry by itself at once, in bursts; the session's own
                 # backoff spaces the logins instead.
-                self._retire(engine)
                 why = reasons.reason("server_unavailable", detail=f"status {status}")
-                self._schedule_retry(why)
+                self._replace_engine(engine, why)
             case p.StreamError(code=code):
                 self._stream_error = reasons.reason("stream_error", detail=f"code {code}")
             case p.KeepAliveTimeout(error_count=misses, last_success=last_success):
@@ -614,14 +622,11 @@ class Session:
             case p.Disconnected():
                 self._on_disconnected(engine)
             case p.DialFailed(error=error):
-                self._retire(engine)
                 why = reasons.dial_failure_reason(error, via_proxy=self.policy.via_proxy)
-                self._schedule_retry(why)
+                self._replace_engine(engine, why)
             case p.EngineExited(reason=code, detail=detail):
                 self._retiring.pop(engine, None)
-                self._engine = None
-                self._deadline = None
-                self._next_ping = None
+                self._forget_current()
                 log_event(log, "engine gone", session=self.name, reason=code, detail=detail)
                 why = reasons.reason(code, detail=detail)
                 if code == "engine_unavailable":
@@ -701,13 +706,11 @@ class Session:
             return
         if self.state is State.DISCONNECTED:
             log_event(log, "engine did not reconnect in time; replacing it", session=self.name)
-            self._retire(engine)
-            self._schedule_retry(self.reason)
+            self._replace_engine(engine, self.reason)
             return
         if self.state is State.CONNECTED:
             log_event(log, "the link stopped answering; replacing the engine", session=self.name)
-            self._retire(engine)
-            self._schedule_retry(self._link_unresponsive())
+            self._replace_engine(engine, self._link_unresponsive())
             return
         if self._linked_in_attempt:
             code = "login_stalled"
@@ -719,8 +722,9 @@ class Session:
         log_event(
             log, "engine made no progress in time; replacing it", session=self.name, reason=code
         )
-        self._retire(engine)
-        self._schedule_retry(reasons.reason(code, detail=f"no progress within {waited:g} s"))
+        self._replace_engine(
+            engine, reasons.reason(code, detail=f"no progress within {waited:g} s")
+        )
 
     def _batch_exhausted(self) -> None:
         self._qr_cycles += 1
@@ -926,8 +930,9 @@ class Session:
                 session=self.name,
                 error=str(done.error),
             )
-            self._retire(done.engine)
-            self._schedule_retry(reasons.reason("engine_unresponsive", detail=str(done.error)))
+            self._replace_engine(
+                done.engine, reasons.reason("engine_unresponsive", detail=str(done.error))
+            )
             return
         if self._call is None or done.token is not self._call.token:
             return  # a call that was cancelled after it finished
@@ -953,8 +958,9 @@ class Session:
         if done.error is not None:
             if isinstance(done.error, EngineUnresponsive) and done.engine is self._engine:
                 # A hung engine: recycle it, keeping whatever credentials it has.
-                self._retire(done.engine)
-                self._schedule_retry(reasons.reason("engine_unresponsive", detail=str(done.error)))
+                self._replace_engine(
+                    done.engine, reasons.reason("engine_unresponsive", detail=str(done.error))
+                )
             command.refuse(done.error)
             return
         if done.engine is not self._engine or self.state not in LINKING:
