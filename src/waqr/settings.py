@@ -71,6 +71,13 @@ class Settings(BaseSettings):
     keepalive_fail_timeout: float = Field(
         45.0, gt=0, le=3600, validation_alias=_env("WAQR_KEEPALIVE_FAIL_TIMEOUT")
     )
+    # WhatsApp sends 440 <conflict type="replaced"/> when another client logs in with the same
+    # credentials. One is a restart overlap and is reconnected; this many within
+    # replaced_window seconds is two clients fighting over one device: the session stops.
+    replaced_limit: int = Field(3, ge=1, le=100, validation_alias=_env("WAQR_REPLACED_LIMIT"))
+    replaced_window: float = Field(
+        600.0, gt=0, le=86400, validation_alias=_env("WAQR_REPLACED_WINDOW")
+    )
     # After the phone accepted the link, the engine must log in within this many seconds;
     # else it is replaced with the same (new) credentials. whatsmeow can stay silent forever
     # when WhatsApp closes the socket right after its 515 restart request.

@@ -100,9 +100,9 @@ SECRET = "2@SECRETref,SECRETnoise"
         (b'{"event": "qr", "code": "c", "lifetime": "60", "issued_at": 1}', "lifetime is str"),
         (b'{"event": "qr", "code": "c", "lifetime": NaN, "issued_at": 1}', "non-JSON number"),
         (b'{"event": "qr", "code": "c", "lifetime": 1e999, "issued_at": 1}', "lifetime is float"),
-        (b'{"event": "logged_out", "code": 401.5, "on_connect": true}', "code is float"),
-        (b'{"event": "logged_out", "code": true, "on_connect": true}', "code is bool"),
-        (b'{"event": "logged_out", "code": 401, "on_connect": 1}', "on_connect is int"),
+        (b'{"event": "logged_out", "code": 1.5, "on_connect": true, "node": ""}', "code is float"),
+        (b'{"event": "logged_out", "code": true, "on_connect": true, "node": ""}', "code is bool"),
+        (b'{"event": "logged_out", "code": 401, "on_connect": 1, "node": ""}', "on_connect is int"),
         (b'{"event": "connected", "jid": 5, "push_name": null}', "jid is int"),
         (
             b'{"event": "reply", "id": null, "ok": true, "result": null, "error": ""}',

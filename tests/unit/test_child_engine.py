@@ -180,7 +180,10 @@ MALFORMED = {
     "extra_field": (qr_line(**{SECRET: 1}), "unexpected field"),
     "extra_named_field": (qr_line(shown_for=20), "unexpected field 'shown_for'"),
     "wrong_type": (qr_line(lifetime="60"), "lifetime is str"),
-    "bool_for_int": (event_line(event="logged_out", code=True, on_connect=False), "code is bool"),
+    "bool_for_int": (
+        event_line(event="logged_out", code=True, on_connect=False, node=None),
+        "code is bool",
+    ),
     "reply_without_id": (reply_line(), "lacks field id"),
     "reply_with_null_id": (reply_line(id=None), "id is NoneType"),
     "reply_with_text_id": (reply_line(id="1"), "id is str"),

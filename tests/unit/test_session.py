@@ -201,7 +201,6 @@ async def test_remote_logout_wipes_and_offers_a_fresh_qr(make_session, store) ->
         (p.LoggedOut(code=406, on_connect=True), "unknown_logout"),
         (p.TemporaryBan(ban_code=1, expires_in=3600), "temp_banned"),
         (p.ConnectFailure(code=409, message="bad ua"), "bad_user_agent"),
-        (p.StreamReplaced(), "stream_replaced"),
     ],
 )
 async def test_refusals_that_need_an_operator_end_in_failed(

@@ -11,6 +11,8 @@ Each deadline is derived from what the state waits for (README, "Session states"
     disconnected, engine alive   reconnect_grace   then the engine is replaced
     disconnected, no engine      the backoff delay then a fresh engine
     connected, pings failing     keepalive_grace   then link_unresponsive, fresh engine
+    any state, 440 replaced      the backoff delay then a fresh engine; the replaced_limit-th
+                                                   within replaced_window: failed
     any state, engine alive      ping_interval     an engine ping; no answer within
                                                    command_bound -> engine_unresponsive
 """
@@ -42,6 +44,12 @@ class SessionPolicy:
     # before it is replaced: 45 s lets one missed ping (20-30 s apart) pass and not two.
     # whatsmeow's own limit is 3 min, after which it disconnects without a word.
     keepalive_grace: float = 45.0
+    # WhatsApp's 440 "replaced" (another client logged in with the same credentials): one is
+    # reconnected with the backoff (a restart overlap); replaced_limit of them within
+    # replaced_window seconds is two clients on one device, and the session stops in failed.
+    # Wrappers that always reconnect loop about once a second (wa-server-behaviour.md).
+    replaced_limit: int = 3
+    replaced_window: float = 600.0
     # How long whatsmeow may try to get a lost connection back by itself before the
     # session replaces the engine.
     reconnect_grace: float = 30.0

@@ -88,8 +88,11 @@ _TABLE: dict[str, tuple[str, str]] = {
         "See detail; POST /reconnect to try again, or relink if it persists.",
     ),
     "stream_replaced": (
-        "Another client logged in with the same credentials (440 replaced).",
-        "Make sure only one waqr bot runs per account, then POST /reconnect.",
+        "Another client logged in with the same credentials and WhatsApp closed this one "
+        "(440 replaced).",
+        "Nothing to do if a second waqr was briefly running (a restart or deploy overlap): "
+        "waqr reconnects with backoff and keeps the credentials. If it repeats, it stops; "
+        "see replaced_repeatedly.",
     ),
     "stream_error": (
         "WhatsApp closed the stream with an error.",
@@ -164,17 +167,63 @@ def reason(code: str, *, detail: str | None = None) -> Reason:
 
 
 def logged_out_reason(
-    status: int, *, linked_for: float | None = None, via_proxy: bool = False
+    status: int,
+    *,
+    linked_for: float | None = None,
+    via_proxy: bool = False,
+    node: str | None = None,
 ) -> Reason:
     """A logout with what helps explain it: unlinks seconds after linking are reported across
-    WhatsApp clients without a cause (whatsmeow #1042, #1153), so say how long the device had
-    been linked (or connected) and whether a proxy was in the path."""
+    WhatsApp clients without a cause (whatsmeow #1042, #1153; whatsmeow keeps only code and
+    type, PR #1211), so say how long the device had been linked, whether a proxy was in the
+    path, and the whole node WhatsApp sent (already sanitised by the engine)."""
     code = {403: "main_device_gone", 406: "unknown_logout"}.get(status, "logged_out")
     detail = f"WhatsApp status {status}"
     if linked_for is not None:
         detail += f"; {linked_for:.0f} s after linking"
+    else:
+        detail += "; linked before this run of waqr"
     detail += "; through WA_PROXY" if via_proxy else "; direct connection"
+    if node:
+        detail += f"; node: {node}"
     return reason(code, detail=detail)
+
+
+def replaced_repeatedly_reason(count: int, window: float, *, node: str | None = None) -> Reason:
+    """The session stopped after ``count`` 440 replaced within ``window`` seconds: two clients
+    hold the same credentials and each reconnect takes the device from the other."""
+    return Reason(
+        code="replaced_repeatedly",
+        message=(
+            f"Two clients hold the same credentials: WhatsApp replaced this session {count} "
+            f"times within {window / 60:g} min (440 replaced), so waqr stopped reconnecting "
+            "instead of fighting the other client for the device."
+        ),
+        hint=(
+            "Find the other client using this account's credentials and stop it: a second "
+            "waqr bot or container on the same data directory (WAQR_DATA_DIR), a copy or "
+            "restored backup of that directory, or another replica. Then POST /reconnect; "
+            "or relink (POST /reconnect?reset=true) to give this bot credentials of its own."
+        ),
+        detail=f"{count} x 440 replaced within {window:g} s (WAQR_REPLACED_LIMIT, "
+        "WAQR_REPLACED_WINDOW)" + (f"; last node: {node}" if node else ""),
+    )
+
+
+def client_outdated_reason(engine_version: str | None, *, detail: str | None = None) -> Reason:
+    """A 405: WhatsApp no longer accepts the WhatsApp Web version this engine build announces
+    (it is compiled into the engine, so only another build helps)."""
+    build = engine_version or "this engine build (its version could not be read)"
+    return Reason(
+        code="client_outdated",
+        message=f"WhatsApp refused the client as outdated (405): {build} is no longer accepted.",
+        hint=(
+            "Upgrade waqr to a release with a newer engine (pip install -U waqr, or update the "
+            "waqr image); waqr pins neonize exactly, so upgrade waqr rather than neonize alone. "
+            "Reconnecting with this build will keep failing."
+        ),
+        detail=detail,
+    )
 
 
 def temporary_ban_reason(ban_code: int, expires_in: float) -> Reason:
@@ -188,9 +237,13 @@ def temporary_ban_reason(ban_code: int, expires_in: float) -> Reason:
     )
 
 
-def connect_failure_reason(status: int, message: str) -> Reason:
-    code = {405: "client_outdated", 409: "bad_user_agent"}.get(status, "connect_failure")
+def connect_failure_reason(
+    status: int, message: str, *, engine_version: str | None = None
+) -> Reason:
     detail = f"WhatsApp status {status}" + (f": {message}" if message else "")
+    if status == 405:
+        return client_outdated_reason(engine_version, detail=detail)
+    code = {409: "bad_user_agent"}.get(status, "connect_failure")
     return reason(code, detail=detail)
 
 

@@ -11,6 +11,7 @@ from waqr.bot.session import Session
 from waqr.bot.store import SessionStore
 from waqr.engine.protocol import Engine, EngineConfig
 from waqr.engine.supervisor import ChildEngine
+from waqr.engine.version import engine_version
 from waqr.settings import Settings
 
 DEFAULT_SESSION = "default"
@@ -46,6 +47,8 @@ def session_policy(settings: Settings) -> SessionPolicy:
         reconnect_grace=start,
         ping_interval=settings.engine_ping_interval,
         keepalive_grace=settings.keepalive_fail_timeout,
+        replaced_limit=settings.replaced_limit,
+        replaced_window=settings.replaced_window,
         command_bound=settings.engine_command_timeout + stop + 5,
         stop_bound=stop + 10,
         via_proxy=settings.wa_proxy is not None,
@@ -72,7 +75,9 @@ class SessionRegistry:
                 log_level=self.settings.engine_log_level,
             )
             factory = functools.partial(self.make_engine, config)
-            self.sessions[name] = Session(name, store, factory, self.policy)
+            self.sessions[name] = Session(
+                name, store, factory, self.policy, engine_version=engine_version()
+            )
 
     def get(self, name: str = DEFAULT_SESSION) -> Session:
         return self.sessions[name]

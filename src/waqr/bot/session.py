@@ -39,6 +39,7 @@ from waqr.bot.reasons import Reason
 from waqr.bot.states import LINKING, RESTING, State
 from waqr.bot.store import SessionStore
 from waqr.engine import protocol as p
+from waqr.engine.version import EngineVersion
 from waqr.errors import EngineUnresponsive, SessionBusy, SessionUnavailable
 from waqr.logs import log_event
 from waqr.redact import mask_phone
@@ -77,7 +78,7 @@ _NO_QR_STATUS = {
 }
 
 # Refusals that need an operator: the session rests in `failed` until asked again.
-_REFUSALS = (p.TemporaryBan, p.ClientOutdated, p.ConnectFailure, p.StreamReplaced)
+_REFUSALS = (p.TemporaryBan, p.ClientOutdated, p.ConnectFailure)
 # Events that do not settle a requested restart (they are not an outcome of the attempt).
 _NOT_SETTLING = (p.PairSuccess, p.StreamError, p.KeepAliveTimeout, p.KeepAliveRestored)
 
@@ -114,8 +115,10 @@ class Session:
         policy: SessionPolicy,
         *,
         clock: Callable[[], float] = time.monotonic,
+        engine_version: EngineVersion | None = None,
     ) -> None:
         self.name = name
+        self.engine_version = engine_version  # what the engine announces to WhatsApp
         self.store = store
         self.engine_factory = engine_factory
         self.policy = policy
@@ -146,6 +149,7 @@ class Session:
         self._restart_in_flight: str | None = None  # "reconnect"/"wipe" until it settles
         self._stream_error: Reason | None = None
         self._keepalive: tuple[float, int] | None = None  # first miss (wall), misses so far
+        self._replaced: deque[float] = deque()  # when 440 replaced came (session clock)
         self._linked_at: float | None = None  # unix seconds, when linked in this run
         self._call: _Call | None = None  # a pair or unlink running; commands wait behind it
         self._probe: _Call | None = None  # an engine ping running
@@ -243,6 +247,7 @@ class Session:
                 "running": self._engine is not None,
                 "pid": self._engine.pid if self._engine is not None else None,
                 "starts": self.engine_starts,
+                "version": self.engine_version.as_json() if self.engine_version else None,
             },
         }
 
@@ -584,10 +589,10 @@ class Session:
                 self.last_heard = time.time()
                 self._set_state(State.CONNECTED)
                 self._refuse_waiting_pair()
-            case p.LoggedOut(code=status):
+            case p.LoggedOut(code=status, node=node):
                 linked_for = time.time() - self._linked_at if self._linked_at else None
                 why = reasons.logged_out_reason(
-                    status, linked_for=linked_for, via_proxy=self.policy.via_proxy
+                    status, linked_for=linked_for, via_proxy=self.policy.via_proxy, node=node
                 )
                 self._retire(engine)
                 self._wipe_first = True  # whatsmeow deleted the device from its store
@@ -599,18 +604,22 @@ class Session:
             case p.TemporaryBan(ban_code=ban_code, expires_in=expires_in):
                 self._refuse_login(engine, reasons.temporary_ban_reason(ban_code, expires_in))
             case p.ClientOutdated():
-                self._refuse_login(engine, reasons.reason("client_outdated"))
+                self._refuse_login(engine, reasons.client_outdated_reason(self._announced()))
             case p.ConnectFailure(code=status, message=message):
-                self._refuse_login(engine, reasons.connect_failure_reason(status, message))
-            case p.StreamReplaced():
-                self._refuse_login(engine, reasons.reason("stream_replaced"))
+                why = reasons.connect_failure_reason(
+                    status, message, engine_version=self._announced()
+                )
+                self._refuse_login(engine, why)
+            case p.StreamReplaced(node=node):
+                self._on_replaced(engine, node)
             case p.ServerUnavailable(code=status):
                 # whatsmeow would retry by itself at once, in bursts; the session's own
                 # backoff spaces the logins instead.
                 why = reasons.reason("server_unavailable", detail=f"status {status}")
                 self._replace_engine(engine, why)
-            case p.StreamError(code=code):
-                self._stream_error = reasons.reason("stream_error", detail=f"code {code}")
+            case p.StreamError(code=code, node=node):
+                detail = f"code {code}" + (f"; node: {node}" if node else "")
+                self._stream_error = reasons.reason("stream_error", detail=detail)
             case p.KeepAliveTimeout(error_count=misses, last_success=last_success):
                 self._on_keepalive_missed(misses, last_success)
             case p.KeepAliveRestored():
@@ -669,6 +678,29 @@ class Session:
             command, _ = self._waiting_pair
             self._waiting_pair = None
             self._start_pair(engine, command)
+
+    def _announced(self) -> str | None:
+        return self.engine_version.describe() if self.engine_version else None
+
+    def _on_replaced(self, engine: p.Engine, node: str | None) -> None:
+        """One 440 replaced is a second client taking the device briefly (a restart or deploy
+        overlap): reconnect with the backoff, credentials kept. ``replaced_limit`` of them
+        within ``replaced_window`` is two clients on one credential set, each reconnect taking
+        the device from the other: stop, and say what to look for."""
+        now = self.clock()
+        self._replaced.append(now)
+        while now - self._replaced[0] > self.policy.replaced_window:
+            self._replaced.popleft()
+        count, policy = len(self._replaced), self.policy
+        log_event(log, "another client took over the session", session=self.name, count=count)
+        if count >= policy.replaced_limit:
+            why = reasons.replaced_repeatedly_reason(count, policy.replaced_window, node=node)
+            self._refuse_login(engine, why)
+            return
+        detail = f"440 replaced {count} time(s) within {policy.replaced_window:g} s; waqr "
+        detail += f"stops reconnecting at {policy.replaced_limit}"
+        detail += f"; node: {node}" if node else ""
+        self._replace_engine(engine, reasons.reason("stream_replaced", detail=detail))
 
     def _refuse_login(self, engine: p.Engine, why: Reason) -> None:
         self._retire(engine)
@@ -763,6 +795,7 @@ class Session:
     def _restart(self, state: State, why: Reason | None, *, kind: str) -> None:
         self._restart_in_flight = kind
         self._backoff.reset()
+        self._replaced.clear()  # the operator acted: count replacements afresh
         self._qr_cycles = 0
         self.pairing = None
         self._refuse_waiting_pair()

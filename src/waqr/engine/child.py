@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import ctypes
 import importlib.metadata
-import importlib.util
 import json
 import logging
 import os
@@ -33,6 +32,8 @@ from typing import Any
 
 from waqr.engine import protocol as p
 from waqr.engine.store_probe import store_has_device
+from waqr.engine.stream_node import sanitise
+from waqr.engine.version import neonize_library
 from waqr.engine.wire import encode_event, encode_reply
 from waqr.errors import EngineUnavailable
 from waqr.logs import configure_logging, log_event
@@ -55,6 +56,9 @@ COMMANDS = frozenset({"ping", "pair_phone", "logout"})
 FIRST_QR_LIFETIME = 60.0
 LATER_QR_LIFETIME = 20.0
 FULL_BATCH = 6
+# How long a logout or stream error event waits for whatsmeow's log line with the node (the
+# line travels through neonize's log thread, the event through its event callback).
+NODE_WAIT = 1.0
 
 
 def qr_lifetime(index: int, batch_size: int | None) -> float:
@@ -73,6 +77,21 @@ def unix_seconds(stamp: int) -> float:
     return stamp / 1000.0 if stamp > 10**11 else float(stamp)
 
 
+def node_xml(node: Any) -> str:
+    """A neonize ``Node`` message in whatsmeow's XMLString form (bytes as hex)."""
+    attrs = ""
+    for attr in node.Attrs:
+        kind = attr.WhichOneof("Value")
+        if kind == "jid":
+            value = f"{attr.jid.User}@{attr.jid.Server}"
+        else:
+            value = str(getattr(attr, kind)) if kind else ""
+        attrs += f' {attr.name}="{value}"'
+    children = "".join(node_xml(child) for child in node.Nodes)
+    content = children or (node.Bytes.hex() if node.Bytes else "")
+    return f"<{node.Tag}{attrs}>{content}</{node.Tag}>" if content else f"<{node.Tag}{attrs}/>"
+
+
 def _preflight() -> None:
     """Fail loudly, before import, where neonize would otherwise try to download its library."""
     try:
@@ -83,16 +102,10 @@ def _preflight() -> None:
         raise EngineUnavailable(
             f"neonize {installed} is installed; waqr is pinned to {NEONIZE_VERSION}"
         )
-    spec = importlib.util.find_spec("neonize")
-    if spec is None or not spec.submodule_search_locations:
-        raise EngineUnavailable("neonize package cannot be located")
-    package_dir = Path(next(iter(spec.submodule_search_locations)))
-    machine = os.uname().machine
-    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
-    library = package_dir / f"neonize-linux-{arch}.so"
+    library, _ = neonize_library()
     if not library.is_file():
         raise EngineUnavailable(
-            f"neonize's shared library {library.name} is missing from {package_dir}; reinstall "
+            f"neonize's shared library {library.name} is missing from {library.parent}; reinstall "
             f"neonize=={NEONIZE_VERSION} (waqr never lets it download one at run time)"
         )
 
@@ -118,6 +131,10 @@ class WhatsmeowWatch(logging.Filter):
       but neonize emits no ClientOutdated event in that phase.
     - A 5xx refusal: "Got 503/... connect failure, assuming automatic reconnect will handle
       it" is the only sign of why the engine keeps reconnecting.
+    - The whole node WhatsApp ended the stream with (``<stream:error>``, ``<failure>``):
+      whatsmeow's events keep only its code and conflict type, and the node is in the DEBUG
+      line of every received node, so the Go side always runs at DEBUG and only that
+      logger (``whatsmeow.Client.Recv``) is read at DEBUG on the Python side.
     - A socket closed by the server while whatsmeow expected a disconnect: after pairing it
       expects one for the 515 restart, and when the close wins the race against the 515 it
       logs "OnDisconnect() called, but it was expected, so not emitting event" and may never
@@ -137,8 +154,11 @@ class WhatsmeowWatch(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name.startswith("whatsmeow"):
             text = record.getMessage()
-            if record.name == "whatsmeow.Client.Recv" and "<pair-device>" in text:
-                self.loop.call_soon_threadsafe(self.child.learn_batch, text.count("<ref>"))
+            if record.name == "whatsmeow.Client.Recv":
+                if "<pair-device>" in text:
+                    self.loop.call_soon_threadsafe(self.child.learn_batch, text.count("<ref>"))
+                elif text.startswith(("<stream:error", "<failure")):
+                    self.loop.call_soon_threadsafe(self.child.note_error_node, text)
             elif self._OUTDATED.search(text):
                 self.loop.call_soon_threadsafe(self.child.emit_once, p.ClientOutdated())
             elif match := self._TRANSIENT.search(text):
@@ -161,6 +181,8 @@ class EngineChild:
         self.batch_known = asyncio.Event()
         self.emitted: set[p.EngineEvent] = set()
         self.linked = False  # the phone accepted the link in this child's life
+        self.error_node: str | None = None  # the last <stream:error>/<failure>, sanitised
+        self.error_node_seen = asyncio.Event()
         self.client: Any = None
 
     def emit(self, event: p.EngineEvent) -> None:
@@ -187,12 +209,15 @@ class EngineChild:
         from neonize.aioze.client import NewAClient
         from neonize.utils.log import log as neonize_log
 
-        # The Go side forwards its log lines at neonize's logger level, read at connect.
+        # The Go side forwards its log lines at neonize's logger level, read at connect: DEBUG,
+        # for the received nodes (WhatsmeowWatch). Python drops what it does not need at the
+        # logger, before any handler.
         level = logging.getLevelName(self.config.get("log_level", "WARNING"))
-        # A linking child needs whatsmeow's DEBUG line about pair-device (WhatsmeowWatch).
+        # A linking child needs whatsmeow's DEBUG lines about the socket (WhatsmeowWatch).
         go_level = level if store_has_device(Path(self.config["store_path"])) else logging.DEBUG
-        neonize_log.setLevel(go_level)
+        neonize_log.setLevel(logging.DEBUG)
         logging.getLogger("whatsmeow").setLevel(go_level)
+        logging.getLogger("whatsmeow.Client.Recv").setLevel(logging.DEBUG)
         watch = WhatsmeowWatch(level, self, asyncio.get_running_loop())
         for log_handler in logging.getLogger().handlers:
             log_handler.addFilter(watch)
@@ -206,7 +231,7 @@ class EngineChild:
             ev.ClientOutdatedEv: self.on_outdated,
             ev.ConnectFailureEv: self.on_connect_failure,
             ev.StreamErrorEv: self.on_stream_error,
-            ev.StreamReplacedEv: self.on_simple(p.StreamReplaced()),
+            ev.StreamReplacedEv: self.on_stream_replaced,
             ev.DisconnectedEv: self.on_simple(p.Disconnected()),
             ev.KeepAliveTimeoutEv: self.on_keepalive_timeout,
             ev.KeepAliveRestoredEv: self.on_simple(p.KeepAliveRestored()),
@@ -275,9 +300,23 @@ class EngineChild:
             log.exception("reading the linked account failed")
         self.emit(p.Connected(jid=jid, push_name=push_name))
 
+    def note_error_node(self, text: str) -> None:
+        self.error_node = sanitise(text)
+        self.error_node_seen.set()
+
+    async def seen_error_node(self) -> str | None:
+        """The node the stream ended with, once whatsmeow's log line about it is in."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.error_node_seen.wait(), NODE_WAIT)
+        return self.error_node
+
     async def on_logged_out(self, _client: Any, message: Any) -> None:
         code = _REASON_CODES.get(int(message.Reason), 401)
-        self.emit(p.LoggedOut(code=code, on_connect=bool(message.OnConnect)))
+        node = await self.seen_error_node()
+        self.emit(p.LoggedOut(code=code, on_connect=bool(message.OnConnect), node=node))
+
+    async def on_stream_replaced(self, _client: Any, _message: Any) -> None:
+        self.emit(p.StreamReplaced(node=await self.seen_error_node()))
 
     async def on_temporary_ban(self, _client: Any, message: Any) -> None:
         expire = float(message.Expire)
@@ -293,7 +332,9 @@ class EngineChild:
         self.emit(p.ConnectFailure(code=code, message=message.Message))
 
     async def on_stream_error(self, _client: Any, message: Any) -> None:
-        self.emit(p.StreamError(code=message.Code))
+        raw = message.Raw if message.HasField("Raw") else None
+        node = sanitise(node_xml(raw)) if raw is not None else await self.seen_error_node()
+        self.emit(p.StreamError(code=message.Code, node=node))
 
     async def on_keepalive_timeout(self, _client: Any, message: Any) -> None:
         self.emit(

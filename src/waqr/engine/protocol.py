@@ -35,10 +35,13 @@ class Connected:
 
 @dataclass(frozen=True, slots=True)
 class LoggedOut:
-    """WhatsApp unlinked the device. ``code`` is WhatsApp's reason (401, 403, 406, ...)."""
+    """WhatsApp unlinked the device. ``code`` is WhatsApp's reason (401, 403, 406, ...);
+    ``node`` the ``<stream:error>`` or ``<failure>`` it sent, whole but sanitised (see
+    ``stream_node.py``), when the engine saw it."""
 
     code: int
     on_connect: bool
+    node: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,11 +73,14 @@ class ServerUnavailable:
 @dataclass(frozen=True, slots=True)
 class StreamError:
     code: str
+    node: str | None = None  # the whole <stream:error>, sanitised
 
 
 @dataclass(frozen=True, slots=True)
 class StreamReplaced:
-    pass
+    """440 ``<conflict type="replaced"/>``: another client logged in with these credentials."""
+
+    node: str | None = None  # the whole <stream:error>, sanitised
 
 
 @dataclass(frozen=True, slots=True)

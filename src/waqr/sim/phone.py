@@ -59,6 +59,7 @@ class DeviceView(BaseModel):
     platform: str
     linked_at: float
     connected: bool
+    app_version: str  # the WhatsApp Web version the client announced (ClientPayload)
 
 
 def _device_view(world: World, device: LinkedDevice) -> DeviceView:
@@ -69,6 +70,7 @@ def _device_view(world: World, device: LinkedDevice) -> DeviceView:
         platform=device.platform,
         linked_at=device.linked_at,
         connected=connected,
+        app_version=device.app_version,
     )
 
 

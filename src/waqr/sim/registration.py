@@ -182,6 +182,7 @@ class Registration:
             noise_key=session.client_noise_key,
             registration_id=self.registration_id,
             platform="android",
+            app_version=session.app_version,
         )
         session.world.link(device)
         self.paired = device

@@ -48,6 +48,7 @@ class Session:
         self.device: LinkedDevice | None = None
         self.registration: Registration | None = None
         self.client_noise_key = b""  # the client's static key, known after the handshake
+        self.app_version = ""  # ClientPayload.userAgent.appVersion, as "2.3000.n"
         self.chaos_point: ChaosPoint | None = None  # where chaos will close this connection
         self._receive_cipher: TransportCipher | None = None
         self._send_cipher: TransportCipher | None = None
@@ -209,6 +210,8 @@ class Session:
 
     async def _start(self, payload: Any) -> bool:
         """Registration or login; False when the connection should end right away."""
+        version = payload.userAgent.appVersion
+        self.app_version = f"{version.primary}.{version.secondary}.{version.tertiary}"
         if payload.HasField("devicePairingData"):
             self.kind = "registration"
         elif payload.HasField("username"):
@@ -248,6 +251,7 @@ class Session:
             older.replace()
         self.device = device
         self.device_jid = device.jid
+        device.app_version = self.app_version
         await self.send_node(Node("success", {"t": str(int(time.time())), "lid": device.lid}))
         log.info("conn %d: device :%d logged in", self.conn_id, device_id)
         self.black_hole.after_login(self.world.faults.black_hole)

@@ -106,6 +106,7 @@ class LinkedDevice:
     platform: str = ""
     linked_at: float = field(default_factory=time.time)
     prekey_count: int = 0  # one-time prekeys the device has uploaded (doc §7)
+    app_version: str = ""  # the WhatsApp Web version its last ClientPayload announced
 
     @property
     def jid(self) -> JID:
