@@ -3,12 +3,15 @@ from its Go library."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import struct
 from pathlib import Path
 
 import pytest
 
 from waqr.engine import protocol as p
+from waqr.engine.child import WhatsmeowWatch
 from waqr.engine.stream_node import MAX_NODE, sanitise
 from waqr.engine.version import (
     engine_version,
@@ -98,3 +101,34 @@ def test_a_file_that_is_no_library_has_no_version(tmp_path: Path) -> None:
     fake.write_bytes(b"not an ELF file at all")
     version = read_engine_version(fake, "0.5.2")
     assert (version.whatsapp_web, version.whatsmeow) == (None, None)
+
+
+class _Child:
+    def __init__(self) -> None:
+        self.nodes: list[str] = []
+
+    def note_error_node(self, text: str) -> None:
+        self.nodes.append(text)
+
+
+def _record(name: str, level: int, text: str) -> logging.LogRecord:
+    return logging.LogRecord(name, level, __file__, 1, "%s", (text,), None)
+
+
+async def test_the_engine_reads_the_node_off_whatsmeows_receive_log_and_logs_no_jid() -> None:
+    child = _Child()
+    watch = WhatsmeowWatch(logging.WARNING, child, asyncio.get_running_loop())  # type: ignore[arg-type]
+    node = '<stream:error code="401"><conflict type="device_removed"/></stream:error>'
+    received = _record("whatsmeow.Client.Recv", logging.DEBUG, node)
+    assert watch.filter(received) is False  # below the operator's level: read, not logged
+    warning = _record(
+        "whatsmeow.Client",
+        logging.WARNING,
+        'Closing handler queue loop in the middle of handling <ib from="15550001111@s.whatsapp.net"'
+        "/>",
+    )
+    assert watch.filter(warning) is True
+    assert "15550001111" not in warning.getMessage()
+    assert '<ib from="…@s.whatsapp.net"/>' in warning.getMessage()
+    await asyncio.sleep(0)
+    assert child.nodes == [node]

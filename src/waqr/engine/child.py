@@ -166,6 +166,10 @@ class WhatsmeowWatch(logging.Filter):
                 self.loop.call_soon_threadsafe(self.child.emit, p.ServerUnavailable(status))
             elif self._SILENT_CLOSE.search(text):
                 self.loop.call_soon_threadsafe(self.child.note_silent_close)
+            if record.levelno >= self.level and "<" in text:
+                # whatsmeow quotes whole nodes in some warnings ("Closing handler queue loop
+                # in the middle of handling <stream:error ...>"): no JID or key in our logs.
+                record.msg, record.args = sanitise(text), None
         return record.levelno >= self.level
 
 
