@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from waqr.engine import child as child_module
 from waqr.engine import protocol as p
-from waqr.engine.child import WhatsmeowWatch
+from waqr.engine.child import EngineChild, WhatsmeowWatch
 from waqr.engine.stream_node import MAX_NODE, sanitise
 from waqr.engine.version import (
     engine_version,
@@ -132,3 +133,19 @@ async def test_the_engine_reads_the_node_off_whatsmeows_receive_log_and_logs_no_
     assert '<ib from="…@s.whatsapp.net"/>' in warning.getMessage()
     await asyncio.sleep(0)
     assert child.nodes == [node]
+
+
+async def test_a_node_explains_the_event_it_came_with_and_no_later_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(child_module, "NODE_WAIT", 0.05)
+    child = EngineChild({}, event_fd=-1)
+    node = '<stream:error code="401"><conflict type="device_removed"/></stream:error>'
+    # The event first, whatsmeow's log line a moment later (they travel different threads).
+    asyncio.get_running_loop().call_later(0.01, child.note_error_node, node)
+    assert await child.seen_error_node() == node
+    assert await child.seen_error_node() is None  # taken: a later event does not reuse it
+    # A node from an earlier connection of the same child explains nothing now.
+    child.note_error_node(node)
+    monkeypatch.setattr(child_module, "NODE_STALE", -1.0)
+    assert await child.seen_error_node() is None

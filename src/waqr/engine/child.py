@@ -59,6 +59,7 @@ FULL_BATCH = 6
 # How long a logout or stream error event waits for whatsmeow's log line with the node (the
 # line travels through neonize's log thread, the event through its event callback).
 NODE_WAIT = 1.0
+NODE_STALE = 5.0
 
 
 def qr_lifetime(index: int, batch_size: int | None) -> float:
@@ -185,7 +186,9 @@ class EngineChild:
         self.batch_known = asyncio.Event()
         self.emitted: set[p.EngineEvent] = set()
         self.linked = False  # the phone accepted the link in this child's life
-        self.error_node: str | None = None  # the last <stream:error>/<failure>, sanitised
+        # The last <stream:error>/<failure> received, sanitised, with when (loop time); taken
+        # by the event it explains.
+        self.error_node: tuple[float, str] | None = None
         self.error_node_seen = asyncio.Event()
         self.client: Any = None
 
@@ -305,14 +308,22 @@ class EngineChild:
         self.emit(p.Connected(jid=jid, push_name=push_name))
 
     def note_error_node(self, text: str) -> None:
-        self.error_node = sanitise(text)
+        self.error_node = (asyncio.get_running_loop().time(), sanitise(text))
         self.error_node_seen.set()
 
     async def seen_error_node(self) -> str | None:
-        """The node the stream ended with, once whatsmeow's log line about it is in."""
+        """The node the stream ended with, once whatsmeow's log line about it is in. A node
+        older than ``NODE_STALE`` ended an earlier connection of this child (whatsmeow
+        reconnects by itself) and explains nothing now."""
+        loop = asyncio.get_running_loop()
+        if self.error_node is not None and loop.time() - self.error_node[0] > NODE_STALE:
+            self.error_node = None
+            self.error_node_seen.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.error_node_seen.wait(), NODE_WAIT)
-        return self.error_node
+        taken, self.error_node = self.error_node, None
+        self.error_node_seen.clear()
+        return taken[1] if taken is not None else None
 
     async def on_logged_out(self, _client: Any, message: Any) -> None:
         code = _REASON_CODES.get(int(message.Reason), 401)
@@ -337,7 +348,8 @@ class EngineChild:
 
     async def on_stream_error(self, _client: Any, message: Any) -> None:
         raw = message.Raw if message.HasField("Raw") else None
-        node = sanitise(node_xml(raw)) if raw is not None else await self.seen_error_node()
+        logged = await self.seen_error_node()  # taken either way: it explains only this error
+        node = sanitise(node_xml(raw)) if raw is not None else logged
         self.emit(p.StreamError(code=message.Code, node=node))
 
     async def on_keepalive_timeout(self, _client: Any, message: Any) -> None:
