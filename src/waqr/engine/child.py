@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import importlib.metadata
 import json
 import logging
 import os
@@ -95,15 +94,11 @@ def node_xml(node: Any) -> str:
 
 def _preflight() -> None:
     """Fail loudly, before import, where neonize would otherwise try to download its library."""
-    try:
-        installed = importlib.metadata.version("neonize")
-    except importlib.metadata.PackageNotFoundError as exc:
-        raise EngineUnavailable("neonize is not installed") from exc
+    library, installed = neonize_library()
     if installed != NEONIZE_VERSION:
         raise EngineUnavailable(
             f"neonize {installed} is installed; waqr is pinned to {NEONIZE_VERSION}"
         )
-    library, _ = neonize_library()
     if not library.is_file():
         raise EngineUnavailable(
             f"neonize's shared library {library.name} is missing from {library.parent}; reinstall "
