@@ -7,11 +7,15 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from waqr import __version__
 from waqr.errors import ConfigError, DataDirLocked
 from waqr.logs import configure_logging, log_event
 from waqr.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    import uvicorn
 
 log = logging.getLogger("waqr")
 
@@ -57,13 +61,18 @@ def build_parser() -> argparse.ArgumentParser:
         "WAQR_UI_HOST",
         "WAQR_UI_PORT",
     )
-    _service_parser(
+    up = _service_parser(
         sub,
         "up",
-        "Run the bot and the bridge together on embedded defaults (generates a token if none).",
+        "Run the whole system on embedded defaults: the bot (internal, loopback), the public "
+        "bridge and the UI, as one unit. Generates a bridge token if none is set and a bot "
+        "token always. Prints the addresses once every part answers its health check; a part "
+        "that fails stops the rest (exit 1). SIGTERM or Ctrl-C stops everything.",
         "WAQR_API_HOST",
         "WAQR_API_PORT",
     )
+    up.add_argument("--bot-port", type=int, help="the bot's port (env WAQR_BOT_PORT)")
+    up.add_argument("--ui-port", type=int, help="the UI's port (env WAQR_UI_PORT)")
     sim = sub.add_parser(
         "sim",
         help="Run the local WhatsApp Web simulator (try waqr without a phone; tests use it).",
@@ -82,13 +91,16 @@ def _settings_for(args: argparse.Namespace) -> Settings:
         overrides[args.host_var] = args.host
     if getattr(args, "port", None) is not None:
         overrides[args.port_var] = args.port
+    for flag, var in (("bot_port", "WAQR_BOT_PORT"), ("ui_port", "WAQR_UI_PORT")):
+        if getattr(args, flag, None) is not None:
+            overrides[var] = getattr(args, flag)
     return load_settings(overrides)
 
 
-async def _serve(app: object, host: str, port: int) -> None:
+def uvicorn_config(app: object, host: str, port: int) -> uvicorn.Config:
     import uvicorn
 
-    config = uvicorn.Config(
+    return uvicorn.Config(
         app,  # type: ignore[arg-type]
         host=host,
         port=port,
@@ -99,7 +111,12 @@ async def _serve(app: object, host: str, port: int) -> None:
         proxy_headers=False,
         timeout_graceful_shutdown=10,
     )
-    await uvicorn.Server(config).serve()
+
+
+async def _serve(app: object, host: str, port: int) -> None:
+    import uvicorn
+
+    await uvicorn.Server(uvicorn_config(app, host, port)).serve()
 
 
 def _is_loopback(host: str) -> bool:
@@ -166,78 +183,9 @@ def run_ui(settings: Settings) -> int:
 
 
 def run_up(settings: Settings) -> int:
-    """Bot in a child process, bridge in this one: the whole system on one command."""
-    import os
-    import secrets
-    import subprocess
-    import time
+    from waqr.up import run_up as run_stack
 
-    import httpx
-
-    if not settings.token_list:
-        token = secrets.token_urlsafe(32)
-        settings = settings.model_copy(update={"bridge_tokens": token})
-        generated = True
-    else:
-        token = settings.token_list[0]
-        generated = False
-    if not settings.bot_token:
-        # The bot answers only its own bridge, even on loopback (other local users).
-        settings = settings.model_copy(update={"bot_token": secrets.token_urlsafe(32)})
-    bot_url = f"http://{settings.bot_host}:{settings.bot_port}"
-    env = {
-        **os.environ,
-        "WAQR_BOT_HOST": settings.bot_host,
-        "WAQR_BOT_PORT": str(settings.bot_port),
-        "WAQR_BOT_TOKEN": settings.bot_token or "",
-    }
-    bot = subprocess.Popen([sys.executable, "-m", "waqr.cli", "bot"], env=env)
-    ui = None
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if bot.poll() is not None:
-                print("waqr: the bot did not start (see its log above)", file=sys.stderr)
-                return 1
-            try:
-                if httpx.get(bot_url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                print("waqr: the bot did not answer within 30 s", file=sys.stderr)
-                return 1
-            time.sleep(0.2)
-        shown = "localhost" if settings.api_host in ("0.0.0.0", "::") else settings.api_host
-        api_url = f"http://{shown}:{settings.api_port}"
-        from waqr.ui.launch import spawn_ui
-
-        ui = spawn_ui(
-            settings.ui_host,
-            settings.ui_port,
-            {
-                "WA_QR_API_URL": f"http://127.0.0.1:{settings.api_port}",
-                "WA_QR_BRIDGE_TOKEN": token,
-            },
-        )
-        print(f"\nwaqr is up.\n  UI:              http://{settings.ui_host}:{settings.ui_port}")
-        print(f"  bridge (public): {api_url}   docs: {api_url}/docs")
-        print(f"  bot (internal):  {bot_url}")
-        if generated:
-            print(f"  token (generated for this run): {token}")
-        else:
-            print("  token: WA_QR_BRIDGE_TOKEN from your environment")
-        print(f'  try: curl -H "Authorization: Bearer $TOKEN" {api_url}/admin/wa/qr\n', flush=True)
-        settings = settings.model_copy(update={"bot_url": bot_url})
-        return run_api(settings)
-    finally:
-        for child in (ui, bot):
-            if child is not None and child.poll() is None:
-                child.terminate()
-                try:
-                    child.wait(20)
-                except subprocess.TimeoutExpired:
-                    child.kill()
+    return run_stack(settings)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

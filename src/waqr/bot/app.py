@@ -69,7 +69,7 @@ def create_app(registry: SessionRegistry, *, manage_lifecycle: bool = True) -> F
             if cause is not None:
                 body = error_body("session_unhealthy", f"session {name}: {cause}")
                 return JSONResponse({"status": "unhealthy", **body}, status_code=503)
-        return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "ok", "instance": registry.settings.instance_id})
 
     @app.get("/status")
     async def status(session: SessionDep) -> dict[str, Any]:
