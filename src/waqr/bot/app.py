@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from sse_starlette.sse import EventSourceResponse
 
 from waqr import __version__
@@ -46,7 +47,9 @@ def create_app(registry: SessionRegistry, *, manage_lifecycle: bool = True) -> F
             if manage_lifecycle:
                 await registry.close()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from files shipped in fastapi-offline, not a CDN: /docs works on
+    # a server without internet access.
+    app = FastAPIOffline(
         title="waqr bot",
         version=__version__,
         description="Internal WhatsApp linking service. Never expose it; use the bridge.",

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
+from fastapi_offline import FastAPIOffline
 from sse_starlette.sse import EventSourceResponse
 
 from waqr import __version__
@@ -131,7 +132,9 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
                 await cancel(task)
             await bridge.close()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from files shipped in fastapi-offline, not a CDN: /docs works on
+    # a server without internet access.
+    app = FastAPIOffline(
         title="waqr bridge",
         version=__version__,
         description=(
