@@ -73,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--bot-port", type=int, help="the bot's port (env WAQR_BOT_PORT)")
     up.add_argument("--ui-port", type=int, help="the UI's port (env WAQR_UI_PORT)")
+    health = sub.add_parser(
+        "health",
+        help="Check that a service on this host answers its health route (container "
+        "HEALTHCHECK); exit 0 healthy, 1 not.",
+    )
+    health.add_argument("service", choices=["bot", "api", "ui"])
     sim = sub.add_parser(
         "sim",
         help="Run the local WhatsApp Web simulator (try waqr without a phone; tests use it).",
@@ -212,6 +218,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_ui(settings)
         if args.command == "up":
             return run_up(settings)
+        if args.command == "health":
+            from waqr.healthcheck import check
+
+            healthy, line = check(args.service, settings)
+            print(line, file=sys.stdout if healthy else sys.stderr)
+            return 0 if healthy else 1
     except (ConfigError, DataDirLocked) as exc:
         print(f"waqr: {exc}", file=sys.stderr)
         return 2
