@@ -85,9 +85,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the local WhatsApp Web simulator on loopback and print how to point a "
         "bot at it.",
     )
-    sim.add_argument("--host", default="127.0.0.1", help="address (loopback only by design)")
+    sim.add_argument(
+        "--host", default="127.0.0.1", help="a loopback address; anything else is refused"
+    )
     sim.add_argument("--port", type=int, default=0, help="port of the phone/control API")
-    sim.add_argument("--state-dir", default=".waqr-sim", help="where its CA and root key live")
+    sim.add_argument("--proxy-port", type=int, default=0, help="port of its HTTP CONNECT proxy")
+    sim.add_argument("--socks-port", type=int, default=0, help="port of its SOCKS5 proxy")
+    sim.add_argument(
+        "--state-dir",
+        default=".waqr-sim",
+        help="where its CA, root key and patched neonize live (default .waqr-sim, git-ignored)",
+    )
     return parser
 
 
@@ -202,10 +210,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         from waqr.sim.app import main as run_sim
 
         logging.basicConfig(level=logging.INFO)
+        logging.getLogger("websockets").setLevel(logging.WARNING)  # its per-listener lines
         try:
-            run_sim(host=args.host, port=args.port, state_dir=Path(args.state_dir))
+            run_sim(
+                host=args.host,
+                port=args.port,
+                state_dir=Path(args.state_dir),
+                proxy_port=args.proxy_port,
+                socks_port=args.socks_port,
+            )
         except KeyboardInterrupt:
             return 130
+        except ValueError as exc:  # a host beyond loopback
+            print(f"waqr sim: {exc}", file=sys.stderr)
+            return 2
+        except OSError as exc:  # a port that cannot be bound
+            ports = f"--port {args.port} --proxy-port {args.proxy_port}"
+            ports += f" --socks-port {args.socks_port}"
+            print(
+                f"waqr sim: cannot listen on {args.host}: {exc.strerror or exc} ({ports}; "
+                "0 picks a free port)",
+                file=sys.stderr,
+            )
+            return 2
         return 0
     try:
         settings = _settings_for(args)
