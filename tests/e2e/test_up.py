@@ -4,6 +4,7 @@ not the engine holding the credentials, not Streamlit holding the token."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -187,6 +188,9 @@ def test_the_banner_waits_for_every_part_and_names_the_addresses(up: Up) -> None
     # By the time the banner is out, each part answers.
     assert httpx.get(f"http://127.0.0.1:{up.ui_port}/_stcore/health", timeout=10).text == "ok"
     assert httpx.get(f"http://127.0.0.1:{up.bot_port}/health", timeout=10).status_code == 200
+    # One log format for the whole stack: Streamlit's own lines come wrapped as JSON too.
+    records = [json.loads(line) for line in up.err if line.strip()]
+    assert any(r["logger"] == "waqr.ui.streamlit" for r in records)
 
 
 def test_a_busy_port_stops_the_start_with_one_line(up_env: dict[str, str]) -> None:
