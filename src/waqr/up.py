@@ -61,13 +61,20 @@ class Child:
     """
 
     def __init__(
-        self, name: str, argv: list[str], env: dict[str, str], group: int, *, foreign: bool
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str],
+        group: int,
+        *,
+        foreign: bool,
+        death_signal: int = signal.SIGTERM,
     ) -> None:
         self.name = name
         self.last_line = ""
         self._foreign = foreign
         self.process = subprocess.Popen(
-            lifeline.command(os.getpid(), argv),
+            lifeline.command(os.getpid(), argv, death_signal),
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -252,11 +259,25 @@ class Stack:
                 "WA_QR_BRIDGE_TOKEN": self._banner.token,
             },
             foreign=True,
+            # Orphaned, Streamlit's graceful stop writes to the dead parent's pipe, fails,
+            # and hangs. It holds no state: when `waqr up` is killed, so is the UI.
+            death_signal=signal.SIGKILL,
         )
         await self._until(ui, self._ui_answers)
 
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str], *, foreign: bool) -> Child:
-        child = Child(name, argv, {**os.environ, **env}, self._group, foreign=foreign)
+    def _spawn(
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str],
+        *,
+        foreign: bool,
+        death_signal: int = signal.SIGTERM,
+    ) -> Child:
+        child = Child(
+            name, argv, {**os.environ, **env}, self._group, foreign=foreign,
+            death_signal=death_signal,
+        )  # fmt: skip
         if not self._group:
             self._group = child.pid  # the first child leads the group the others join
         self._children.append(child)

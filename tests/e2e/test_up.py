@@ -176,7 +176,10 @@ def test_no_part_outlives_waqr_up(up: Up, sig: signal.Signals, status: int) -> N
     os.kill(up.pid, sig)
 
     assert up.wait() == status
-    wait_until(lambda: not marked(up.mark), 60)
+    try:
+        wait_until(lambda: not marked(up.mark), 60)
+    except AssertionError:
+        raise AssertionError([command_line(pid) for pid in marked(up.mark)]) from None
 
 
 def test_the_banner_waits_for_every_part_and_names_the_addresses(up: Up) -> None:
