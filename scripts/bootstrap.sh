@@ -21,5 +21,9 @@ need_debs() {
   # Debian's chromium, driven by Playwright for the UI tests (Playwright's own browser
   # download is not used: it cannot be fetched here and is not needed).
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  # Debian's docker-compose parses and validates compose.yaml (no Docker daemon needed).
+  command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+  # promtool (from Debian's prometheus) checks and unit-tests the shipped alert rules.
+  command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
   printf '%s\n' "${missing[@]}"
 }

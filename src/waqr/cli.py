@@ -7,11 +7,15 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from waqr import __version__
 from waqr.errors import ConfigError, DataDirLocked
 from waqr.logs import configure_logging, log_event
 from waqr.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    import uvicorn
 
 log = logging.getLogger("waqr")
 
@@ -57,22 +61,41 @@ def build_parser() -> argparse.ArgumentParser:
         "WAQR_UI_HOST",
         "WAQR_UI_PORT",
     )
-    _service_parser(
+    up = _service_parser(
         sub,
         "up",
-        "Run the bot and the bridge together on embedded defaults (generates a token if none).",
+        "Run the whole system on embedded defaults: the bot (internal, loopback), the public "
+        "bridge and the UI, as one unit. Generates a bridge token if none is set and a bot "
+        "token always. Prints the addresses once every part answers its health check; a part "
+        "that fails stops the rest (exit 1). SIGTERM or Ctrl-C stops everything.",
         "WAQR_API_HOST",
         "WAQR_API_PORT",
     )
+    up.add_argument("--bot-port", type=int, help="the bot's port (env WAQR_BOT_PORT)")
+    up.add_argument("--ui-port", type=int, help="the UI's port (env WAQR_UI_PORT)")
+    health = sub.add_parser(
+        "health",
+        help="Check that a service on this host answers its health route (container "
+        "HEALTHCHECK); exit 0 healthy, 1 not.",
+    )
+    health.add_argument("service", choices=["bot", "api", "ui"])
     sim = sub.add_parser(
         "sim",
         help="Run the local WhatsApp Web simulator (try waqr without a phone; tests use it).",
         description="Run the local WhatsApp Web simulator on loopback and print how to point a "
         "bot at it.",
     )
-    sim.add_argument("--host", default="127.0.0.1", help="address (loopback only by design)")
+    sim.add_argument(
+        "--host", default="127.0.0.1", help="a loopback address; anything else is refused"
+    )
     sim.add_argument("--port", type=int, default=0, help="port of the phone/control API")
-    sim.add_argument("--state-dir", default=".waqr-sim", help="where its CA and root key live")
+    sim.add_argument("--proxy-port", type=int, default=0, help="port of its HTTP CONNECT proxy")
+    sim.add_argument("--socks-port", type=int, default=0, help="port of its SOCKS5 proxy")
+    sim.add_argument(
+        "--state-dir",
+        default=".waqr-sim",
+        help="where its CA, root key and patched neonize live (default .waqr-sim, git-ignored)",
+    )
     return parser
 
 
@@ -82,13 +105,16 @@ def _settings_for(args: argparse.Namespace) -> Settings:
         overrides[args.host_var] = args.host
     if getattr(args, "port", None) is not None:
         overrides[args.port_var] = args.port
+    for flag, var in (("bot_port", "WAQR_BOT_PORT"), ("ui_port", "WAQR_UI_PORT")):
+        if getattr(args, flag, None) is not None:
+            overrides[var] = getattr(args, flag)
     return load_settings(overrides)
 
 
-async def _serve(app: object, host: str, port: int) -> None:
+def uvicorn_config(app: object, host: str, port: int) -> uvicorn.Config:
     import uvicorn
 
-    config = uvicorn.Config(
+    return uvicorn.Config(
         app,  # type: ignore[arg-type]
         host=host,
         port=port,
@@ -99,7 +125,12 @@ async def _serve(app: object, host: str, port: int) -> None:
         proxy_headers=False,
         timeout_graceful_shutdown=10,
     )
-    await uvicorn.Server(config).serve()
+
+
+async def _serve(app: object, host: str, port: int) -> None:
+    import uvicorn
+
+    await uvicorn.Server(uvicorn_config(app, host, port)).serve()
 
 
 def _is_loopback(host: str) -> bool:
@@ -166,78 +197,9 @@ def run_ui(settings: Settings) -> int:
 
 
 def run_up(settings: Settings) -> int:
-    """Bot in a child process, bridge in this one: the whole system on one command."""
-    import os
-    import secrets
-    import subprocess
-    import time
+    from waqr.up import run_up as run_stack
 
-    import httpx
-
-    if not settings.token_list:
-        token = secrets.token_urlsafe(32)
-        settings = settings.model_copy(update={"bridge_tokens": token})
-        generated = True
-    else:
-        token = settings.token_list[0]
-        generated = False
-    if not settings.bot_token:
-        # The bot answers only its own bridge, even on loopback (other local users).
-        settings = settings.model_copy(update={"bot_token": secrets.token_urlsafe(32)})
-    bot_url = f"http://{settings.bot_host}:{settings.bot_port}"
-    env = {
-        **os.environ,
-        "WAQR_BOT_HOST": settings.bot_host,
-        "WAQR_BOT_PORT": str(settings.bot_port),
-        "WAQR_BOT_TOKEN": settings.bot_token or "",
-    }
-    bot = subprocess.Popen([sys.executable, "-m", "waqr.cli", "bot"], env=env)
-    ui = None
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if bot.poll() is not None:
-                print("waqr: the bot did not start (see its log above)", file=sys.stderr)
-                return 1
-            try:
-                if httpx.get(bot_url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                print("waqr: the bot did not answer within 30 s", file=sys.stderr)
-                return 1
-            time.sleep(0.2)
-        shown = "localhost" if settings.api_host in ("0.0.0.0", "::") else settings.api_host
-        api_url = f"http://{shown}:{settings.api_port}"
-        from waqr.ui.launch import spawn_ui
-
-        ui = spawn_ui(
-            settings.ui_host,
-            settings.ui_port,
-            {
-                "WA_QR_API_URL": f"http://127.0.0.1:{settings.api_port}",
-                "WA_QR_BRIDGE_TOKEN": token,
-            },
-        )
-        print(f"\nwaqr is up.\n  UI:              http://{settings.ui_host}:{settings.ui_port}")
-        print(f"  bridge (public): {api_url}   docs: {api_url}/docs")
-        print(f"  bot (internal):  {bot_url}")
-        if generated:
-            print(f"  token (generated for this run): {token}")
-        else:
-            print("  token: WA_QR_BRIDGE_TOKEN from your environment")
-        print(f'  try: curl -H "Authorization: Bearer $TOKEN" {api_url}/admin/wa/qr\n', flush=True)
-        settings = settings.model_copy(update={"bot_url": bot_url})
-        return run_api(settings)
-    finally:
-        for child in (ui, bot):
-            if child is not None and child.poll() is None:
-                child.terminate()
-                try:
-                    child.wait(20)
-                except subprocess.TimeoutExpired:
-                    child.kill()
+    return run_stack(settings)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -248,10 +210,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         from waqr.sim.app import main as run_sim
 
         logging.basicConfig(level=logging.INFO)
+        logging.getLogger("websockets").setLevel(logging.WARNING)  # its per-listener lines
         try:
-            run_sim(host=args.host, port=args.port, state_dir=Path(args.state_dir))
+            run_sim(
+                host=args.host,
+                port=args.port,
+                state_dir=Path(args.state_dir),
+                proxy_port=args.proxy_port,
+                socks_port=args.socks_port,
+            )
         except KeyboardInterrupt:
             return 130
+        except ValueError as exc:  # a host beyond loopback
+            print(f"waqr sim: {exc}", file=sys.stderr)
+            return 2
+        except OSError as exc:  # a port that cannot be bound
+            ports = f"--port {args.port} --proxy-port {args.proxy_port}"
+            ports += f" --socks-port {args.socks_port}"
+            print(
+                f"waqr sim: cannot listen on {args.host}: {exc.strerror or exc} ({ports}; "
+                "0 picks a free port)",
+                file=sys.stderr,
+            )
+            return 2
         return 0
     try:
         settings = _settings_for(args)
@@ -264,6 +245,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_ui(settings)
         if args.command == "up":
             return run_up(settings)
+        if args.command == "health":
+            from waqr.healthcheck import check
+
+            healthy, line = check(args.service, settings)
+            print(line, file=sys.stdout if healthy else sys.stderr)
+            return 0 if healthy else 1
     except (ConfigError, DataDirLocked) as exc:
         print(f"waqr: {exc}", file=sys.stderr)
         return 2

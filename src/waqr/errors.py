@@ -31,6 +31,10 @@ class ConfigError(WaqrError):
     """A setting is missing or malformed. The message names the environment variable."""
 
 
+class StackFailed(WaqrError):
+    """A part of ``waqr up`` could not start or died; the message names the part and why."""
+
+
 class DataDirLocked(WaqrError):
     """Another live process holds the exclusive lock on a session's data directory."""
 

@@ -78,6 +78,10 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    # One line per HTTP request (httpx's client lines, uvicorn's access lines) drowns the
+    # events that matter: a bridge polled by a UI logs several a second. They are DEBUG detail.
+    for chatty in ("httpx", "uvicorn.access"):
+        logging.getLogger(chatty).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
     # uvicorn's access log would print every poll of /qr; keep it at warning.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
 

@@ -8,6 +8,7 @@ README's configuration table mirrors this class.
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -43,6 +44,13 @@ class Settings(BaseSettings):
     # Required on every bot route but /health when set; the bridge sends it. Required to listen
     # on anything but loopback. `waqr up` generates one for its own bot and bridge.
     bot_token: str | None = Field(None, validation_alias=_env("WAQR_BOT_TOKEN"))
+    # Names this bot process in its /health answer, so that `waqr up` knows the bot that
+    # answers is the one it started (not an older one still holding the port). Random if unset.
+    instance_id: str = Field(
+        default_factory=lambda: secrets.token_hex(8),
+        max_length=64,
+        validation_alias=_env("WAQR_INSTANCE_ID"),
+    )
 
     # --- engine supervision -----------------------------------------------------------------
     # No QR, connection or error within this many seconds of starting a child -> SIGKILL.

@@ -82,7 +82,7 @@ def link(bot: Bot) -> None:
 async def test_health_is_ok_while_the_session_is_sound(bot: Bot) -> None:
     response = await bot.client.get("/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
+    assert response.json() == {"status": "ok", "instance": bot.registry.settings.instance_id}
 
 
 async def test_health_is_503_with_the_cause_once_a_sessions_actor_is_gone(bot: Bot) -> None:

@@ -14,15 +14,19 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
+from prometheus_fastapi_instrumentator import Instrumentator
 from sse_starlette.sse import EventSourceResponse
 
 from waqr import __version__
 from waqr.api_models import PairCodeRequest
 from waqr.bot.auth import BotTokenAuth
+from waqr.bot.metrics import BotMetrics
 from waqr.bot.registry import SessionRegistry
 from waqr.bot.session import Session
 from waqr.http_errors import error_body, install_error_handlers
 from waqr.qr_render import qr_image_response
+from waqr.tasks import cancel, spawn
 
 
 def default_session(request: Request) -> Session:
@@ -36,17 +40,27 @@ SessionDep = Annotated[Session, Depends(default_session)]
 def create_app(registry: SessionRegistry, *, manage_lifecycle: bool = True) -> FastAPI:
     """The bot's app. With ``manage_lifecycle`` it starts and closes the registry's sessions."""
 
+    metrics = BotMetrics()
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if manage_lifecycle:
             await registry.start()
+        watchers = [
+            spawn(metrics.watch(name, session), name=f"metrics-{name}")
+            for name, session in registry.sessions.items()
+        ]
         try:
             yield
         finally:
+            for watcher in watchers:
+                await cancel(watcher)
             if manage_lifecycle:
                 await registry.close()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from files shipped in fastapi-offline, not a CDN: /docs works on
+    # a server without internet access.
+    app = FastAPIOffline(
         title="waqr bot",
         version=__version__,
         description="Internal WhatsApp linking service. Never expose it; use the bridge.",
@@ -54,6 +68,8 @@ def create_app(registry: SessionRegistry, *, manage_lifecycle: bool = True) -> F
     )
     app.state.registry = registry
     install_error_handlers(app)
+    # HTTP request counts and latencies per route, from a maintained instrumentation library.
+    Instrumentator(registry=metrics.registry, excluded_handlers=["/metrics"]).instrument(app)
     if registry.settings.bot_token:
         app.add_middleware(BotTokenAuth, tokens=registry.settings.bot_token.split(","))
 
@@ -69,7 +85,17 @@ def create_app(registry: SessionRegistry, *, manage_lifecycle: bool = True) -> F
             if cause is not None:
                 body = error_body("session_unhealthy", f"session {name}: {cause}")
                 return JSONResponse({"status": "unhealthy", **body}, status_code=503)
-        return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "ok", "instance": registry.settings.instance_id})
+
+    @app.get(
+        "/metrics",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text"}},
+    )
+    async def metrics_text() -> Response:
+        """Session state, engine starts and exits, QR refs issued, time to connect, time in
+        each state, last connected time, and HTTP request metrics."""
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
     @app.get("/status")
     async def status(session: SessionDep) -> dict[str, Any]:

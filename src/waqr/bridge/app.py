@@ -15,6 +15,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
+from fastapi_offline import FastAPIOffline
+from prometheus_fastapi_instrumentator import Instrumentator
 from sse_starlette.sse import EventSourceResponse
 
 from waqr import __version__
@@ -53,20 +55,23 @@ class Bridge:
             token=settings.bot_token.split(",", 1)[0] if settings.bot_token else None,
         )
         self.cache: QrCache = make_cache(settings.redis_url)
-        self.relay = EventRelay(self.bot, self.cache)
+        self.metrics = BridgeMetrics()
+        self.relay = EventRelay(self.bot, self.cache, on_bot=self.metrics.observe_bot)
         leader = None
         if isinstance(self.cache, RedisQrCache):
             leader = LeaderLock(self.cache.client, ttl=settings.keepalive_interval * 2 + 5)
-        self.keepalive = Keepalive(self.bot, self.cache, settings.keepalive_interval, leader)
-        self.metrics = BridgeMetrics()
+        self.keepalive = Keepalive(
+            self.bot, self.cache, settings.keepalive_interval, leader, self.metrics.observe_bot
+        )
 
     async def status(self) -> dict[str, Any]:
         try:
             body = await self.bot.status()
         except BotError as exc:
             self.metrics.bot_errors.labels(kind=type(exc).__name__).inc()
+            self.metrics.observe_bot(None)
             raise
-        self.metrics.bot_connected.set(1 if body.get("connected") else 0)
+        self.metrics.observe_bot(str(body.get("status")))
         cache = self.cache.health()
         self.metrics.cache_degraded.set(1 if cache == "degraded" else 0)
         body["cache"] = cache
@@ -131,7 +136,9 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
                 await cancel(task)
             await bridge.close()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from files shipped in fastapi-offline, not a CDN: /docs works on
+    # a server without internet access.
+    app = FastAPIOffline(
         title="waqr bridge",
         version=__version__,
         description=(
@@ -266,8 +273,15 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
     )
     async def metrics(request: Request) -> Response:
         """Prometheus metrics (Bearer token required)."""
-        return Response(_bridge(request).metrics.render(), media_type="text/plain; version=0.0.4")
+        bridge = _bridge(request)
+        # The cache's health as of this scrape, not as of the last status request.
+        bridge.metrics.cache_degraded.set(1 if bridge.cache.health() == "degraded" else 0)
+        return Response(bridge.metrics.render(), media_type="text/plain; version=0.0.4")
 
+    # HTTP request counts and latencies per route, from a maintained instrumentation library.
+    Instrumentator(registry=bridge.metrics.registry, excluded_handlers=["/metrics"]).instrument(
+        app
+    )
     app.include_router(admin)
     app.include_router(alias)
     return app

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -104,8 +104,14 @@ class LeaderLock:
 
 class Keepalive:
     def __init__(
-        self, bot: BotClient, cache: QrCache, interval: float, leader: LeaderLock | None
+        self,
+        bot: BotClient,
+        cache: QrCache,
+        interval: float,
+        leader: LeaderLock | None,
+        on_bot: Callable[[str | None], None] = lambda _state: None,
     ) -> None:
+        self.on_bot = on_bot  # told the bot's state after each check, None when unreachable
         self.bot = bot
         self.cache = cache
         self.interval = interval
@@ -133,6 +139,7 @@ class Keepalive:
             await self.bot.health()
             status = await self.bot.status()
             state = status.get("status")
+            self.on_bot(str(state))
             if should_nudge(status, now=time.time()):
                 await self.bot.reconnect(reset=False)
                 action = "reconnect"
@@ -151,5 +158,6 @@ class Keepalive:
                 await self.cache.clear()
         except BotError as exc:
             state = "bot_unreachable"
+            self.on_bot(None)
             log_event(log, "keepalive: bot check failed", level=logging.WARNING, error=str(exc))
         self.last = {"at": time.time(), "botStatus": state, "action": action}

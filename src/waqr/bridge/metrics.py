@@ -25,6 +25,17 @@ class BridgeMetrics:
         self.cache_degraded = Gauge(
             "waqr_bridge_cache_degraded", "1 while Redis is failing", registry=self.registry
         )
+        self.bot_up = Gauge(
+            "waqr_bot_up",
+            "1 while the bridge reaches the bot (its event stream or its last check answered)",
+            registry=self.registry,
+        )
+
+    def observe_bot(self, state: str | None) -> None:
+        """What the relay or the keepalive just learnt: the bot's state, or None when the bot
+        could not be reached. A bot that cannot be reached is not connected either."""
+        self.bot_up.set(0 if state is None else 1)
+        self.bot_connected.set(1 if state == "connected" else 0)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -57,9 +58,15 @@ class Subscription:
 
 
 class EventRelay:
-    def __init__(self, bot: BotClient, cache: QrCache) -> None:
+    def __init__(
+        self,
+        bot: BotClient,
+        cache: QrCache,
+        on_bot: Callable[[str | None], None] = lambda _state: None,
+    ) -> None:
         self.bot = bot
         self.cache = cache
+        self.on_bot = on_bot  # told the bot's state on each state event, None when lost
         self.connected = False
         # Held weakly as a safety net: a subscription dropped without close() (a response
         # whose stream never started) leaves with its last reference, not with the relay.
@@ -79,6 +86,7 @@ class EventRelay:
                 if self.connected:
                     log_event(log, "bot event stream lost", level=logging.WARNING, error=str(exc))
             self.connected = False
+            self.on_bot(None)
             await asyncio.sleep(self._backoff.next_delay())
 
     async def apply(self, kind: str, data: dict[str, Any]) -> None:
@@ -89,6 +97,8 @@ class EventRelay:
                 await self.cache.clear()
         elif kind == "state" and data.get("status") not in QR_STATES:
             await self.cache.clear()
+        if kind == "state":
+            self.on_bot(str(data.get("status")))
         self.publish(kind, data)
 
     def publish(self, kind: str, data: dict[str, Any]) -> None:

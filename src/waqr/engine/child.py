@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
 import logging
 import os
@@ -35,6 +34,7 @@ from waqr.engine.stream_node import sanitise
 from waqr.engine.version import neonize_library
 from waqr.engine.wire import encode_event, encode_reply
 from waqr.errors import EngineUnavailable
+from waqr.lifeline import die_with_parent
 from waqr.logs import configure_logging, log_event
 from waqr.tasks import spawn
 
@@ -104,15 +104,6 @@ def _preflight() -> None:
             f"neonize's shared library {library.name} is missing from {library.parent}; reinstall "
             f"neonize=={NEONIZE_VERSION} (waqr never lets it download one at run time)"
         )
-
-
-def _die_with_parent() -> None:
-    # If the supervisor is SIGKILLed, its engine must not live on holding the credentials.
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass  # not Linux: stdin EOF still ends the child
 
 
 class WhatsmeowWatch(logging.Filter):
@@ -419,7 +410,13 @@ class EngineChild:
 def main() -> None:
     event_fd = os.dup(1)
     os.dup2(2, 1)
-    _die_with_parent()
+    # If the supervisor is SIGKILLed, its engine must not live on holding the credentials
+    # (where there is no lifeline, stdin EOF still ends the child).
+    die_with_parent(signal.SIGKILL)
+    # neonize runs `os.popen("uname -a")` twice while loading its library and never closes
+    # the pipe, so each `sh` would stay a zombie for the life of the engine. This process
+    # starts no children of its own that it waits for, so let the kernel reap them.
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     # The credential store is created by the Go side: owner-only from the first byte.
     os.umask(0o077)
     config = json.loads(sys.stdin.buffer.readline() or b"{}")

@@ -31,6 +31,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from waqr.engine import protocol as p
+from waqr.engine.metrics import ENGINE_EXITS, ENGINE_STARTS
 from waqr.engine.wire import (
     MAX_LINE,
     Overlong,
@@ -131,6 +132,7 @@ class ChildEngine:
         )
         self.pid = proc.pid
         log_event(log, "engine child started", pid=self.pid)
+        ENGINE_STARTS.inc()
         config = {
             "store_path": self.config.store_path,
             "proxy": self.config.proxy,
@@ -343,6 +345,7 @@ class ChildEngine:
         else:
             final = p.EngineExited(expected=False, reason="engine_crashed", detail=detail)
         log_event(log, "engine child ended", pid=self.pid, reason=final.reason, detail=detail)
+        ENGINE_EXITS.labels(reason=final.reason).inc()
         self._exited.set()
         self._events.put_nowait(final)
 

@@ -59,6 +59,8 @@ class Simulator:
         *,
         host: str = LOOPBACK,
         control_port: int = 0,
+        proxy_port: int = 0,
+        socks_port: int = 0,
         default_phone: str = "15550001111",
     ) -> None:
         self.state_dir = state_dir.resolve()  # printed for people and passed to child processes
@@ -66,7 +68,11 @@ class Simulator:
         self.world = World(default_phone=default_phone)
         self.identity = ServerIdentity.create(load_or_create_root(self.state_dir))
         self.front_door = FrontDoor(
-            ConnectionHandler(self.world, self.identity), host=host, state_dir=self.state_dir
+            ConnectionHandler(self.world, self.identity),
+            host=host,
+            state_dir=self.state_dir,
+            proxy_port=proxy_port,
+            socks_port=socks_port,
         )
         self._control_port = control_port
         self._control: uvicorn.Server | None = None
@@ -99,7 +105,12 @@ class Simulator:
         await self.front_door.start()
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((self.host, self._control_port))
+        try:
+            listener.bind((self.host, self._control_port))
+        except OSError:
+            listener.close()
+            await self.front_door.stop()
+            raise
         self._control_port = listener.getsockname()[1]
         config = uvicorn.Config(
             create_control_app(self.world, front_door=self.front_door),
@@ -147,37 +158,66 @@ def patched_neonize(simulator: Simulator) -> Path:
 
 
 def banner(simulator: Simulator, neonize_path: Path) -> str:
-    """What a person needs to point a bot at the simulator."""
+    """What a person needs to point a bot at the simulator: every line pastes into a shell."""
     return "\n".join(
         [
-            "waqr WhatsApp simulator is running (loopback only).",
-            "Point a bot at it with:",
-            f"  WA_PROXY={simulator.proxy_url}",
-            f"  SSL_CERT_FILE={simulator.ca_cert_path}",
-            f"  PYTHONPATH={neonize_path}   (neonize patched to trust the simulator's root key)",
-            f"SOCKS5 proxy: {simulator.socks_url}",
-            f"Phone / control API: {simulator.control_url}",
-            '  POST /phone/scan {"qr": "<QR text>"}    POST /phone/logout {"jid": "..."}',
-            '  POST /phone/pair-code {"code": "ABCD-EFGH"}  GET /devices  GET|POST /faults',
-            "Stop with Ctrl-C.",
+            "# waqr WhatsApp simulator, loopback only. Point a bot at it (paste into its shell):",
+            f"export WA_PROXY={simulator.proxy_url}",
+            f"export SSL_CERT_FILE={simulator.ca_cert_path}",
+            "# neonize patched to trust the simulator's root key:",
+            f"export PYTHONPATH={neonize_path}",
+            f"# SOCKS5 instead: export WA_PROXY={simulator.socks_url}",
+            f"# Phone / control API: {simulator.control_url}",
+            '#   POST /phone/scan {"qr": "<QR text>"}    POST /phone/logout {"jid": "..."}',
+            '#   POST /phone/pair-code {"code": "ABCD-EFGH"}  GET /devices  GET|POST /faults',
+            "# NOTE: accounts and linked devices live in memory only. After the simulator",
+            "# restarts, every bot linked to it is logged out (401) and must link again.",
+            "# Stop with Ctrl-C.",
         ]
     )
 
 
-async def serve(state_dir: Path, *, host: str = LOOPBACK, port: int = 0) -> None:
+async def serve(
+    state_dir: Path,
+    *,
+    host: str = LOOPBACK,
+    port: int = 0,
+    proxy_port: int = 0,
+    socks_port: int = 0,
+) -> None:
     """Run until SIGINT/SIGTERM."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signum, stop.set)
-    async with Simulator(state_dir, host=host, control_port=port) as simulator:
+    simulator = Simulator(
+        state_dir, host=host, control_port=port, proxy_port=proxy_port, socks_port=socks_port
+    )
+    async with simulator:
         neonize_path = await asyncio.to_thread(patched_neonize, simulator)
         # T201: the banner is for the person who started `waqr sim`.
         print(banner(simulator, neonize_path), flush=True)  # noqa: T201
         await stop.wait()
 
 
-def main(host: str = LOOPBACK, port: int = 0, state_dir: Path | None = None) -> None:
-    """``waqr sim``: run the simulator in the foreground. ``port`` is the control API's port."""
-    asyncio.run(serve(state_dir or Path(".waqr-sim"), host=host, port=port))
+def main(
+    host: str = LOOPBACK,
+    port: int = 0,
+    state_dir: Path | None = None,
+    proxy_port: int = 0,
+    socks_port: int = 0,
+) -> None:
+    """``waqr sim``: run the simulator in the foreground. ``port`` is the control API's port.
+
+    Raises ValueError for a non-loopback host and OSError for a port that cannot be bound.
+    """
+    asyncio.run(
+        serve(
+            state_dir or Path(".waqr-sim"),
+            host=host,
+            port=port,
+            proxy_port=proxy_port,
+            socks_port=socks_port,
+        )
+    )

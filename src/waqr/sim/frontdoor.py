@@ -80,6 +80,8 @@ class FrontDoor:
         host: str = LOOPBACK,
         state_dir: Path,
         proxy_auth: Credentials | None = None,
+        proxy_port: int = 0,
+        socks_port: int = 0,
     ) -> None:
         self.handler = handler
         self.host = host
@@ -87,8 +89,8 @@ class FrontDoor:
         self.tls = tls.load_or_create(state_dir / "tls")
         self.ca_cert_path: Path = self.tls.ca_cert_path
         self._fault = FrontDoorFault.NONE
-        self._http = ReopenableListener(host, self._serve_http_proxy)
-        self._socks = ReopenableListener(host, self._serve_socks_proxy)
+        self._http = ReopenableListener(host, self._serve_http_proxy, proxy_port)
+        self._socks = ReopenableListener(host, self._serve_socks_proxy, socks_port)
         self._websockets: dict[bool, Server] = {}  # trusted? -> internal TLS websocket server
         self._proxy_connections = Connections()
         self._ws_connections = Connections()

@@ -27,9 +27,9 @@ class ReopenableListener:
     kernel's backlog meanwhile).
     """
 
-    def __init__(self, host: str, callback: StreamCallback) -> None:
+    def __init__(self, host: str, callback: StreamCallback, port: int = 0) -> None:
         self.host = host
-        self.port = 0  # the first bind picks a free port; later binds reuse it
+        self.port = port  # 0: the first bind picks a free port; later binds reuse it
         self._callback = callback
         self._server: asyncio.Server | None = None
         self._opening: asyncio.Task[None] | None = None

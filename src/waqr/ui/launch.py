@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
+
+from waqr import lifeline
 
 APP = Path(__file__).with_name("app.py")
 
@@ -34,14 +38,23 @@ def streamlit_command(host: str, port: int) -> list[str]:
     ]
 
 
-def spawn_ui(host: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(streamlit_command(host, port), env={**os.environ, **env})
-
-
 def run_ui(host: str, port: int, env: dict[str, str]) -> int:
-    process = spawn_ui(host, port, env)
-    try:
-        return process.wait()
-    except KeyboardInterrupt:
+    """Streamlit in a child that dies with this process; SIGTERM and Ctrl-C stop it."""
+    process = subprocess.Popen(
+        lifeline.command(os.getpid(), streamlit_command(host, port)), env={**os.environ, **env}
+    )
+    stopping: list[int] = []
+
+    def stop(signum: int, _frame: object) -> None:
+        stopping.append(signum)
         process.terminate()
-        return process.wait(10)
+        killer = threading.Timer(10, process.kill)  # Streamlit gets 10 s to stop
+        killer.daemon = True
+        killer.start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    code = process.wait()
+    if stopping:
+        return 130 if stopping[0] == signal.SIGINT else 0
+    return code
