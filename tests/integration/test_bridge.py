@@ -79,18 +79,15 @@ class StandInBot:
     to do on cue. It speaks the bot's routes; ``status`` is the GET /status body (replace it
     at will); a route put on ``hold`` answers only once released; every request is recorded
     as "METHOD /path?query"; GET /events streams a ``state`` event on connect and whatever
-    :meth:`push` sends. With ``change_during_status`` every GET /status also pushes a state
-    event whose ``seq`` is one past the ``seq`` of the body it answers with: a change that
-    happens while the snapshot travels back."""
+    :meth:`push` sends."""
 
     def __init__(self) -> None:
         self.port = free_port()
         self.status: dict[str, Any] = {"status": "connecting", "connected": False}
-        self.change_during_status = False
         self.requests: list[str] = []
         self._holds: dict[str, threading.Event] = {}
         self._listeners: set[asyncio.Queue[str]] = set()
-        self._seq = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
         config = uvicorn.Config(
             self._app(),
             host="127.0.0.1",
@@ -116,9 +113,12 @@ class StandInBot:
     def count(self, request: str) -> int:
         return self.requests.count(request)
 
-    def _push(self, kind: str, data: dict[str, Any]) -> None:
-        for queue in self._listeners:
-            queue.put_nowait(f"event: {kind}\ndata: {json.dumps(data)}\n\n")
+    def push(self, kind: str, data: dict[str, Any]) -> None:
+        """Send an event to every /events listener (from the test's thread)."""
+        assert self._loop is not None, "nobody follows /events yet"
+        message = f"event: {kind}\ndata: {json.dumps(data)}\n\n"
+        for queue in list(self._listeners):
+            self._loop.call_soon_threadsafe(queue.put_nowait, message)
 
     def _app(self) -> FastAPI:
         app = FastAPI()
@@ -138,12 +138,7 @@ class StandInBot:
 
         @app.get("/status")
         async def status() -> dict[str, Any]:
-            body = dict(self.status)
-            if self.change_during_status:
-                self._seq += 1
-                body["seq"] = self._seq
-                self._push("state", {**body, "seq": self._seq + 1})
-            return body
+            return dict(self.status)
 
         @app.get("/qr")
         async def qr() -> dict[str, Any]:
@@ -164,6 +159,7 @@ class StandInBot:
         @app.get("/events")
         async def events() -> StreamingResponse:
             queue: asyncio.Queue[str] = asyncio.Queue()
+            self._loop = asyncio.get_running_loop()
             self._listeners.add(queue)
 
             async def stream() -> AsyncIterator[str]:
@@ -486,13 +482,14 @@ def test_pair_code_and_logout_outlast_the_ordinary_bot_timeout(
     ):
         assert 504 in documented(api, "POST", route)
         bot.hold(bot_route)
-        bot.hold("/status")
+        bot.hold("/qr")
         slow = pool.submit(api.post, route, headers=BEARER, json=body)
         wait_until(lambda: bot.count(f"POST {bot_route}") == 1, 10)
-        # Begun after the slow call, a status read runs out of WAQR_BOT_TIMEOUT...
-        status = api.get("/admin/wa/status", headers=BEARER)
-        assert status.status_code == 504
-        assert status.json()["error"] == "bot_timeout"
+        # Begun after the slow call, an ordinary read (a QR, which the bot must be asked
+        # for: none was pushed) runs out of WAQR_BOT_TIMEOUT...
+        read = api.get("/admin/wa/qr", headers=BEARER)
+        assert read.status_code == 504
+        assert read.json()["error"] == "bot_timeout"
         # ...while the slow call is still being waited for, and gets its answer.
         assert not slow.done()
         bot.release(bot_route)
@@ -512,7 +509,7 @@ def test_pair_code_still_gives_up_after_its_own_bound(tmp_path: Path) -> None:
         assert "/pair-code" in reply.json()["detail"]
 
 
-def test_events_carry_a_change_made_while_the_snapshot_was_taken(tmp_path: Path) -> None:
+def test_status_and_events_answer_from_what_the_bot_pushed(tmp_path: Path) -> None:
     with (
         StandInBot() as bot,
         running_bridge(tmp_path, bot.url, KEEPALIVE_INTERVAL="3600") as api,
@@ -521,21 +518,29 @@ def test_events_carry_a_change_made_while_the_snapshot_was_taken(tmp_path: Path)
             lambda: api.get("/admin/wa/status", headers=BEARER).json()["bridge"]["pushConnected"],
             15,
         )
-        bot.change_during_status = True
+        bot.status = {"status": "connecting", "connected": False, "seq": 0}  # what GET says
+        asked = bot.count("GET /status")  # the keepalive's first tick
+        bot.push("state", {"status": "disconnected", "connected": False, "seq": 1})
+        pushed = wait_until(
+            lambda: (s := api.get("/admin/wa/status", headers=BEARER).json())["seq"] == 1 and s,
+            10,
+        )
+        assert pushed["source"] == "push" and pushed["status"] == "disconnected"
+        assert bot.count("GET /status") == asked  # the bot was not asked
         with httpx.stream(
             "GET", api.url + "/admin/wa/events", headers=BEARER, timeout=10
         ) as stream:
             assert stream.status_code == 200
             events = sse_events(stream.iter_lines())
             kind, snapshot = next(events)
-            assert kind == "state"
-            assert "cache" in snapshot  # the bridge's own status, not a relayed event
+            assert (kind, snapshot["seq"], snapshot["source"]) == ("state", 1, "push")
+            bot.push("state", {"status": "connecting", "connected": False, "seq": 2})
             try:
                 for kind, data in events:
-                    if kind == "state" and data.get("seq") == snapshot["seq"] + 1:
+                    if kind == "state" and data.get("seq") == 2:
                         break
             except httpx.ReadTimeout:
-                pytest.fail("the change made while the snapshot was taken never arrived")
+                pytest.fail("a change pushed after the snapshot never arrived")
 
 
 def test_events_relay_the_bots_state(stack) -> None:

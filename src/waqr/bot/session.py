@@ -161,6 +161,7 @@ class Session:
         self._qr_cycles = 0
         self._last_demand: float | None = None
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
+        self._published: dict[str, Any] | None = None  # the last status subscribers were sent
 
     # === lifecycle ==========================================================================
     async def start(self) -> None:
@@ -270,7 +271,10 @@ class Session:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=100)
         self._subscribers.add(queue)
         try:
+            # The snapshot is taken after the queue is registered: nothing falls in between.
             yield {"type": "state", "data": self.status()}
+            if self.current_qr() is not None:
+                yield {"type": "qr", "data": self.qr_payload()}
             while True:
                 yield await queue.get()
         finally:
@@ -338,6 +342,7 @@ class Session:
                 item = i.Tick()
             await self._step(functools.partial(self._handle, item), item)
             await self._step(self._advance)
+            self._publish_if_changed()
         if self._closing is not None:
             self._closing.answer(None)
 
@@ -1022,7 +1027,20 @@ class Session:
             state=state.value,
             reason=reason.code if reason is not None else None,
         )
-        self._publish({"type": "state", "data": self.status()})
+        self._publish_status()
+
+    def _publish_if_changed(self) -> None:
+        """Subscribers (the bridge answers from what it was told) learn every change of the
+        status, not only of the state: a retry scheduled, keepalive failing, a frame heard.
+        Only the QR's countdown is left out: it changes every instant, and a subscriber
+        computes it from the ``qr`` event's ``expires_in``."""
+        if self._subscribers and _lasting(self.status()) != _lasting(self._published):
+            self._publish_status()
+
+    def _publish_status(self) -> None:
+        status = self.status()
+        self._published = status
+        self._publish({"type": "state", "data": status})
 
     def _publish(self, event: dict[str, Any]) -> None:
         for queue in list(self._subscribers):
@@ -1030,3 +1048,16 @@ class Session:
                 with contextlib.suppress(asyncio.QueueEmpty):
                     queue.get_nowait()
             queue.put_nowait(event)
+
+
+def _lasting(status: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A status without what changes by the clock alone: the QR's countdown, and the
+    milliseconds of times converted from the monotonic clock (they jitter between calls)."""
+    if status is None:
+        return None
+    qr = status.get("qr")
+    lasting = {**status, "qr": {**qr, "expiresIn": None} if isinstance(qr, dict) else qr}
+    for key in ("since", "nextRetryAt", "deadlineAt"):
+        if isinstance(lasting.get(key), str):
+            lasting[key] = lasting[key][:19]
+    return lasting

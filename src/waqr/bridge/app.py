@@ -7,7 +7,10 @@ open and says nothing but "ok"; ``/metrics`` takes the Bearer token.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -36,6 +39,10 @@ from waqr.qr_render import qr_image_response
 from waqr.settings import Settings
 from waqr.tasks import cancel, spawn
 
+# How often a QR answered from the push path tells the bot that someone waits for a QR. The
+# bot keeps QR batches coming for WAQR_QR_DEMAND_WINDOW (180 s) after the last such signal.
+DEMAND_EVERY = 5.0
+
 API_KEY_CANNOT_WIPE = (
     "the API key may reconnect but not wipe credentials; use the admin token for a relink"
 )
@@ -60,20 +67,29 @@ class Bridge:
         leader = None
         if isinstance(self.cache, RedisQrCache):
             leader = LeaderLock(self.cache.client, ttl=settings.keepalive_interval * 2 + 5)
+        self._demand_noted = -DEMAND_EVERY
+        self._demand_task: asyncio.Task[None] | None = None
         self.keepalive = Keepalive(
             self.bot, self.cache, settings.keepalive_interval, leader, self.metrics.observe_bot
         )
 
     async def status(self) -> dict[str, Any]:
-        try:
-            body = await self.bot.status()
-        except BotError as exc:
-            self.metrics.bot_errors.labels(kind=type(exc).__name__).inc()
-            self.metrics.observe_bot(None)
-            raise
-        self.metrics.observe_bot(str(body.get("status")))
+        """The bot's status: as the bot pushed it while its event stream is up (the bot
+        pushes every change), asked of the bot otherwise. ``source`` says which."""
+        body = self.relay.pushed_status()
+        source = "push"
+        if body is None:
+            source = "bot"
+            try:
+                body = await self.bot.status()
+            except BotError as exc:
+                self.metrics.bot_errors.labels(kind=type(exc).__name__).inc()
+                self.metrics.observe_bot(None)
+                raise
+            self.metrics.observe_bot(str(body.get("status")))
         cache = self.cache.health()
         self.metrics.cache_degraded.set(1 if cache == "degraded" else 0)
+        body["source"] = source
         body["cache"] = cache
         body["bridge"] = {
             "pushConnected": self.relay.connected,
@@ -82,9 +98,17 @@ class Bridge:
         return body
 
     async def qr(self) -> dict[str, Any]:
-        """The bot's current QR (the bot is the authority: promise 1). Only when the bot is
-        alive but too slow to answer does the cache speak, and it holds nothing past the
-        QR's own expiry. A bot that is down has taken its engine, and its QR, with it."""
+        """The QR the bot holds now (promise 1). While the bot's event stream is up, that is
+        the QR it pushed last, its lifetime counted down here; the bot still learns that
+        someone waits for a QR (at most every few seconds). Otherwise the bot is asked;
+        only when the bot is alive but too slow to answer does the cache speak, and it
+        holds nothing past the QR's own expiry. A bot that is down has taken its engine,
+        and its QR, with it."""
+        live = self.relay.live_qr()
+        if live is not None:
+            self._note_demand()
+            self.metrics.qr_served.labels(source="push").inc()
+            return {**live, "source": "push"}
         try:
             body = await self.bot.qr()
         except BotTimeout:
@@ -106,7 +130,24 @@ class Bridge:
         self.metrics.qr_served.labels(source="bot").inc()
         return {**body, "source": "bot"}
 
+    def _note_demand(self) -> None:
+        """Tell the bot a person waits for a QR (its /qr does), so that QR batches keep
+        coming; at most once per DEMAND_EVERY seconds, in the background."""
+        now = time.monotonic()
+        if now - self._demand_noted < DEMAND_EVERY or (
+            self._demand_task is not None and not self._demand_task.done()
+        ):
+            return
+        self._demand_noted = now
+
+        async def note() -> None:
+            with contextlib.suppress(BotError):
+                await self.bot.qr()
+
+        self._demand_task = spawn(note(), name="bridge-qr-demand")
+
     async def close(self) -> None:
+        await cancel(self._demand_task)
         if self.keepalive.leader is not None:
             await self.keepalive.leader.release()
         await self.bot.close()

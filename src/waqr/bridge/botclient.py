@@ -117,7 +117,9 @@ class BotClient:
         async with (
             _mapped_errors("/events"),
             aconnect_sse(
-                self._http, "GET", "/events", timeout=httpx.Timeout(10, read=60)
+                # The bot pings every 15 s: two missed pings end a stalled stream, and the
+                # bridge stops answering from what it said.
+                self._http, "GET", "/events", timeout=httpx.Timeout(10, read=35)
             ) as source,
         ):
             self._check(source.response)

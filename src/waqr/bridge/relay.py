@@ -1,12 +1,14 @@
-"""The push path: follow the bot's event stream, keep the QR cache current the moment a QR
-rotates (cleared on connect and logout), and fan the events out to the bridge's own SSE
-subscribers. Reconnects to the bot with backoff when the stream breaks."""
+"""The push path: follow the bot's event stream, hold what it said (the bot's status and
+live QR, which the bridge answers from while the stream is up), fan the events out to the
+bridge's own SSE subscribers, and keep the QR cache current the moment a QR rotates (cleared
+on connect and logout). Reconnects to the bot with backoff when the stream breaks."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -67,6 +69,11 @@ class EventRelay:
         self.bot = bot
         self.cache = cache
         self.on_bot = on_bot  # told the bot's state on each state event, None when lost
+        # What the stream said last: the bot's status, and its QR with the monotonic instant
+        # it expires. The bot pushes every change of its status, so while the stream is up
+        # these are what the bot would answer (the QR's countdown is computed when asked).
+        self._status: dict[str, Any] | None = None
+        self._qr: tuple[dict[str, Any], float] | None = None
         self.connected = False
         # Held weakly as a safety net: a subscription dropped without close() (a response
         # whose stream never started) leaves with its last reference, not with the relay.
@@ -86,20 +93,50 @@ class EventRelay:
                 if self.connected:
                     log_event(log, "bot event stream lost", level=logging.WARNING, error=str(exc))
             self.connected = False
+            self._status = self._qr = None
             self.on_bot(None)
             await asyncio.sleep(self._backoff.next_delay())
 
     async def apply(self, kind: str, data: dict[str, Any]) -> None:
+        # Held and published first: subscribers never wait for the Redis write.
+        live_qr = kind == "qr" and bool(data.get("qr")) and bool(data.get("expires_in"))
         if kind == "qr":
-            if data.get("qr") and data.get("expires_in"):
-                await self.cache.put(str(data["qr"]), float(data["expires_in"]))
-            else:
-                await self.cache.clear()
-        elif kind == "state" and data.get("status") not in QR_STATES:
-            await self.cache.clear()
-        if kind == "state":
+            self._qr = (data, time.monotonic() + float(data["expires_in"])) if live_qr else None
+        elif kind == "state":
+            self._status = data
+            if data.get("status") not in QR_STATES:
+                self._qr = None
             self.on_bot(str(data.get("status")))
         self.publish(kind, data)
+        if live_qr:
+            await self.cache.put(str(data["qr"]), float(data["expires_in"]))
+        elif kind == "qr" or data.get("status") not in QR_STATES:
+            await self.cache.clear()
+
+    def live_qr(self) -> dict[str, Any] | None:
+        """The QR the bot pushed last, with its remaining lifetime now; None when there is
+        none, it has run out, or the stream is down (then only the bot can say)."""
+        if not self.connected or self._qr is None:
+            return None
+        payload, expires_at = self._qr
+        left = expires_at - time.monotonic()
+        if left <= 0:
+            return None
+        return {**payload, "expires_in": round(left, 1)}
+
+    def pushed_status(self) -> dict[str, Any] | None:
+        """The bot's status as last pushed, its QR countdown computed now; None while the
+        stream is down."""
+        if not self.connected or self._status is None:
+            return None
+        status = dict(self._status)
+        if isinstance(status.get("qr"), dict):
+            live = self.live_qr()
+            status["qr"] = {
+                "available": live is not None,
+                "expiresIn": live["expires_in"] if live else None,
+            }
+        return status
 
     def publish(self, kind: str, data: dict[str, Any]) -> None:
         for subscription in list(self._subscribers):
