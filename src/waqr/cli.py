@@ -12,6 +12,7 @@ from waqr import __version__
 from waqr.errors import ConfigError, DataDirLocked
 from waqr.logs import configure_logging, log_event
 from waqr.settings import Settings, load_settings
+from waqr.terminal import commands as terminal_commands
 
 log = logging.getLogger("waqr")
 
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--host", default="127.0.0.1", help="address (loopback only by design)")
     sim.add_argument("--port", type=int, default=0, help="port of the phone/control API")
     sim.add_argument("--state-dir", default=".waqr-sim", help="where its CA and root key live")
+    terminal_commands.register(sub)
     return parser
 
 
@@ -242,6 +244,8 @@ def run_up(settings: Settings) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in terminal_commands.COMMANDS:
+        return terminal_commands.run(args)  # the operator's terminal: no service logging
     if args.command == "sim":
         from pathlib import Path
 
