@@ -77,19 +77,21 @@ def stack(
 class StandInBot:
     """A bot on loopback whose answers the test scripts, for what the real bot cannot be made
     to do on cue. It speaks the bot's routes; ``status`` is the GET /status body (replace it
-    at will); a route put on ``hold`` answers only once released; every request is recorded
-    as "METHOD /path?query"; GET /events streams a ``state`` event on connect and whatever
-    :meth:`push` sends. With ``change_during_status`` every GET /status also pushes a state
-    event whose ``seq`` is one past the ``seq`` of the body it answers with: a change that
-    happens while the snapshot travels back."""
+    at will), ``qr`` the GET /qr body; a route put on ``hold`` answers only once released;
+    every request is recorded as "METHOD /path?query"; GET /events streams a ``state`` event
+    on connect and whatever :meth:`push` sends. With ``change_during_status`` every GET
+    /status also pushes a state event whose ``seq`` is one past the ``seq`` of the body it
+    answers with: a change that happens while the snapshot travels back."""
 
     def __init__(self) -> None:
         self.port = free_port()
         self.status: dict[str, Any] = {"status": "connecting", "connected": False}
+        self.qr: dict[str, Any] | None = None  # the GET /qr body; None: no QR on offer
         self.change_during_status = False
         self.requests: list[str] = []
         self._holds: dict[str, threading.Event] = {}
         self._listeners: set[asyncio.Queue[str]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._seq = 0
         config = uvicorn.Config(
             self._app(),
@@ -115,6 +117,12 @@ class StandInBot:
 
     def count(self, request: str) -> int:
         return self.requests.count(request)
+
+    def push(self, kind: str, data: dict[str, Any]) -> None:
+        """Send an event to every /events listener, from the test's thread (the listeners'
+        queues belong to the server's loop, and asyncio queues are not thread-safe)."""
+        assert self._loop is not None, "nobody has opened GET /events yet"
+        self._loop.call_soon_threadsafe(self._push, kind, data)
 
     def _push(self, kind: str, data: dict[str, Any]) -> None:
         for queue in self._listeners:
@@ -147,7 +155,7 @@ class StandInBot:
 
         @app.get("/qr")
         async def qr() -> dict[str, Any]:
-            return {"status": self.status["status"], "qr": None, "expires_in": None}
+            return self.qr or {"status": self.status["status"], "qr": None, "expires_in": None}
 
         @app.post("/reconnect", status_code=202)
         async def reconnect(reset: bool = False) -> dict[str, Any]:
@@ -165,6 +173,7 @@ class StandInBot:
         async def events() -> StreamingResponse:
             queue: asyncio.Queue[str] = asyncio.Queue()
             self._listeners.add(queue)
+            self._loop = asyncio.get_running_loop()
 
             async def stream() -> AsyncIterator[str]:
                 try:
@@ -558,9 +567,7 @@ def test_every_state_changing_call_is_audited_without_secrets(tmp_path: Path) ->
         api.post("/wa/connect", params={"reset": "true"}, headers={"X-API-Key": API_KEY})
         api.get("/admin/wa/status", headers=BEARER)  # a read is not audited
         records = [
-            json.loads(line)
-            for line in api.logs().splitlines()
-            if '"logger": "waqr.audit"' in line
+            json.loads(line) for line in api.logs().splitlines() if '"logger": "waqr.audit"' in line
         ]
     seen = [(r["action"], r["caller"], r["outcome"]) for r in records]
     assert seen == [
