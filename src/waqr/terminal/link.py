@@ -205,7 +205,7 @@ class Linker:
     def _draw_status(self) -> None:
         message, detail = self._status_words()
         if self.trouble is not None:
-            detail = self.trouble.message
+            message += f"; {self.trouble.message}"
         self.screen.status(message, detail)
 
     def _status_words(self) -> tuple[str, str]:
@@ -225,13 +225,18 @@ class Linker:
         return "Connecting to WhatsApp", ""
 
 
-def linked_lines(status: dict[str, Any]) -> list[str]:
+def account_name(status: dict[str, Any]) -> str:
+    """The linked account as it may be shown: ``+15*******11 (push name)``."""
     account = status.get("account") or {}
     number = str(account.get("jid") or "").split("@", 1)[0].split(":", 1)[0]
     who = mask_phone(number) if number else "this device"
     if account.get("pushName"):
         who += f" ({account['pushName']})"
-    return [f"Linked: WhatsApp is connected as {who}."]
+    return who
+
+
+def linked_lines(status: dict[str, Any]) -> list[str]:
+    return [f"Linked: WhatsApp is connected as {account_name(status)}."]
 
 
 def reason_lines(reason: dict[str, Any], indent: str = "") -> list[str]:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from waqr.terminal import Exit
-from waqr.terminal.link import linked_lines, reason_lines
+from waqr.terminal.link import account_name, reason_lines
 from waqr.ui.client import BridgeClient, UiError
 from waqr.ui.view import BADGES, UNSTABLE
 
@@ -17,23 +17,28 @@ NOT_CONNECTED_KINDS = frozenset({"bot_down"})
 
 
 def _when(iso: str | None, now: datetime) -> str:
-    """``2026-11-24T19:07:52.425Z`` -> ``2026-11-24 19:07:52 UTC (3 min ago)``."""
+    """``2026-11-24T19:07:52.425Z`` -> ``2026-11-24 19:07:52 UTC (3 min ago)`` (or ``in 3 min``
+    for a moment still to come)."""
     if not iso:
         return "unknown"
     try:
         at = datetime.fromisoformat(iso)
     except ValueError:
         return iso
-    seconds = max(0, int((now - at).total_seconds()))
+    offset = int((now - at).total_seconds())
+    span = _span(abs(offset))
+    relative = f"in {span}" if offset < 0 else f"{span} ago"
+    return f"{at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC ({relative})"
+
+
+def _span(seconds: int) -> str:
     if seconds < 120:
-        ago = f"{seconds} s ago"
-    elif seconds < 7200:
-        ago = f"{seconds // 60} min ago"
-    elif seconds < 172800:
-        ago = f"{seconds // 3600} h ago"
-    else:
-        ago = f"{seconds // 86400} days ago"
-    return f"{at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC ({ago})"
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    if seconds < 172800:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86400} days"
 
 
 def describe(status: dict[str, Any], api_url: str, now: datetime | None = None) -> list[str]:
@@ -46,7 +51,7 @@ def describe(status: dict[str, Any], api_url: str, now: datetime | None = None) 
     lines = [f"WhatsApp:  {label} [{state}]", f"Since:     {_when(status.get('since'), now)}"]
     reason = status.get("lastDisconnectReason") or {}
     if state == "connected":
-        lines.append(linked_lines(status)[0].removeprefix("Linked: "))
+        lines.append(f"Account:   {account_name(status)}")
         if reason.get("message"):
             at = _when(status.get("lastDisconnectAt"), now)
             lines.append(f"Last drop: {reason['message']} ({at})")
