@@ -170,3 +170,20 @@ def test_settings_problems_are_named_before_anything_is_asked(tmp_path: Path) ->
     code, text = run(["link", "--phone", "4915112345678"], env_for(url), tmp_path)
     assert code == 2
     assert "phone number must start with '+'" in text
+
+
+def test_ctrl_c_while_a_pairing_code_is_on_its_way_exits_at_once(
+    bridge_and_bot: tuple[ServiceProcess, StandInBot], tmp_path: Path
+) -> None:
+    api, bot = bridge_and_bot
+    bot.hold("/pair-code")  # the bot is still getting an engine ready
+    terminal = Terminal(["link", "--phone", "+4915112345678"], env_for(api.url), tmp_path)
+    try:
+        terminal.wait_for(lambda t: "Asking WhatsApp for a pairing code" in t.text, 30)
+        terminal.interrupt()
+        # Well inside the bridge's 90 s wait for the bot: the command does not sit it out.
+        assert terminal.exit_code(20) == 130
+        assert "interrupted" in terminal.text
+    finally:
+        terminal.close()
+        bot.release("/pair-code")

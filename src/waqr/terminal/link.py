@@ -11,9 +11,10 @@ is waiting to scan and keeps fresh QR batches coming (WAQR_QR_DEMAND_WINDOW).
 from __future__ import annotations
 
 import queue
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -176,19 +177,28 @@ class Linker:
         self._on_qr(body)
 
     def _request_pair_code(self, phone: str) -> None:
-        with ThreadPoolExecutor(1, thread_name_prefix="waqr-pair-code") as pool:
-            future = pool.submit(self.client.pair_code, phone)
-            while not future.done():
-                self.screen.status("Asking WhatsApp for a pairing code")
-                time.sleep(TICK)
+        # The bridge may take up to 100 s (the engine must be ready first): the request runs
+        # in a daemon thread, so that the spinner turns and Ctrl-C does not wait for it.
+        future: Future[dict[str, Any]] = Future()
+
+        def request() -> None:
             try:
-                reply = future.result()
-            except UiError as error:
-                if error.kind != "rejected":
-                    raise
-                raise LinkEnded(
-                    Exit.NOT_CONNECTED, [f"waqr: no pairing code: {error.message}"]
-                ) from None
+                future.set_result(self.client.pair_code(phone))
+            except BaseException as exc:  # handed to the waiting thread, which raises it
+                future.set_exception(exc)
+
+        threading.Thread(target=request, name="waqr-pair-code", daemon=True).start()
+        while not future.done():
+            self.screen.status("Asking WhatsApp for a pairing code")
+            time.sleep(TICK)
+        try:
+            reply = future.result()
+        except UiError as error:
+            if error.kind != "rejected":
+                raise
+            raise LinkEnded(
+                Exit.NOT_CONNECTED, [f"waqr: no pairing code: {error.message}"]
+            ) from None
         self.shown = True
         self.screen.frame(pair_code_frame(str(reply.get("code")), reply.get("phone")))
 
