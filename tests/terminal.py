@@ -1,17 +1,28 @@
-"""A `waqr` command in a real pseudo-terminal (pexpect), its output played into a terminal
+"""A `waqr` command in a real pseudo-terminal (stdlib pty), its output played into a terminal
 emulator (pyte) so that tests read the screen a person would see; and a QR read back from
-that screen's block characters, decoded as a phone would (zxing-cpp)."""
+that screen's block characters, decoded as a phone would (zxing-cpp).
+
+The child is started with subprocess on the pty's far end, not with pty.fork(): forking a
+process that runs threads (the simulator, stand-in servers) is unsafe, and Python 3.12 warns
+about it, which this suite's warnings-as-errors would turn into failures."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import pty
+import select
+import signal
+import struct
+import subprocess
 import sys
+import termios
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pexpect
 import pyte
 import zxingcpp
 from PIL import Image
@@ -26,21 +37,33 @@ class Terminal:
         self.screen = pyte.Screen(COLUMNS, ROWS)
         self._stream = pyte.ByteStream(self.screen)
         self.raw = b""
-        self.child = pexpect.spawn(
-            sys.executable,
-            ["-m", "waqr.cli", *args],
+        self._master, far_end = pty.openpty()
+        fcntl.ioctl(far_end, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "waqr.cli", *args],
+            stdin=far_end,
+            stdout=far_end,
+            stderr=far_end,
             env={**os.environ, "TERM": "xterm-256color", **env},
             cwd=str(cwd),
-            dimensions=(ROWS, COLUMNS),
+            start_new_session=True,
         )
+        os.close(far_end)  # the child holds it now: reading then ends when the child does
+        self._open = True
 
     def pump(self, wait: float = 0.2) -> bool:
         """Read what the command wrote; False once it has closed the terminal."""
-        try:
-            data = self.child.read_nonblocking(1 << 16, timeout=wait)
-        except pexpect.TIMEOUT:
+        if not self._open:
+            return False
+        ready, _, _ = select.select([self._master], [], [], wait)
+        if not ready:
             return True
-        except pexpect.EOF:
+        try:
+            data = os.read(self._master, 1 << 16)
+        except OSError:  # EIO: every holder of the far end has closed it
+            data = b""
+        if not data:
+            self._open = False
             return False
         self.raw += data
         self._stream.feed(data)
@@ -67,19 +90,24 @@ class Terminal:
         deadline = time.monotonic() + timeout
         while self.pump():
             if time.monotonic() > deadline:
-                self.child.terminate(force=True)
                 raise AssertionError(f"still running after {timeout} s:\n{self.text}")
-        self.child.close()
-        if self.child.signalstatus is not None:
-            return 128 + int(self.child.signalstatus)
-        return int(self.child.exitstatus)
+        code = self.process.wait(max(1.0, deadline - time.monotonic()))
+        return 128 - code if code < 0 else code
 
     def interrupt(self) -> None:
-        self.child.sendintr()
+        """Ctrl-C: the terminal sends SIGINT to its foreground process group."""
+        os.killpg(self.process.pid, signal.SIGINT)
 
     def close(self) -> None:
-        if self.child.isalive():
-            self.child.terminate(force=True)
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+        if self._master >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._master)
+            self._master = -1
+        self._open = False
 
 
 def run(
