@@ -6,11 +6,15 @@ The engine and the simulated phone are in tests/e2e/test_operator_cli.py."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pyte
 import pytest
 
 from tests.integration.test_bridge import OTHER_TOKEN, TOKEN, StandInBot, running_bridge
@@ -187,3 +191,24 @@ def test_ctrl_c_while_a_pairing_code_is_on_its_way_exits_at_once(
     finally:
         terminal.close()
         bot.release("/pair-code")
+
+
+def test_without_a_terminal_the_output_is_plain_and_timeout_gives_up(
+    bridge_and_bot: tuple[ServiceProcess, StandInBot], tmp_path: Path
+) -> None:
+    api, _ = bridge_and_bot
+    done = subprocess.run(
+        [sys.executable, "-m", "waqr.cli", "link", "--timeout", "3"],
+        env={**os.environ, **env_for(api.url)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "\x1b" not in done.stdout  # no escape codes into a pipe or a log
+    assert done.stdout.count("Waiting for the scan") == 1
+    assert done.stdout.rstrip().endswith("waqr: not linked within 3 s; giving up.")
+    screen = pyte.Screen(120, 60)
+    pyte.Stream(screen).feed(done.stdout.replace("\n", "\r\n"))
+    assert drawn_qr(screen) == FIRST

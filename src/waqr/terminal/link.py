@@ -95,7 +95,7 @@ class Linker:
             self.screen.finish(ended.lines)
             return ended.code
         except KeyboardInterrupt:
-            self.screen.finish(["waqr: interrupted; the session is not linked."])
+            self.screen.finish(["waqr: interrupted (the session itself is left as it is)."])
             return Exit.INTERRUPTED
         except UiError:
             self.screen.finish([])
