@@ -13,6 +13,7 @@ from waqr import __version__
 from waqr.errors import ConfigError, DataDirLocked
 from waqr.logs import configure_logging, log_event
 from waqr.settings import Settings, load_settings
+from waqr.terminal import commands as terminal_commands
 
 if TYPE_CHECKING:
     import uvicorn
@@ -96,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=".waqr-sim",
         help="where its CA, root key and patched neonize live (default .waqr-sim, git-ignored)",
     )
+    terminal_commands.register(sub)
     return parser
 
 
@@ -204,6 +206,8 @@ def run_up(settings: Settings) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in terminal_commands.COMMANDS:
+        return terminal_commands.run(args)  # the operator's terminal: no service logging
     if args.command == "sim":
         from pathlib import Path
 

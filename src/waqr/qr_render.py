@@ -1,5 +1,5 @@
-"""The one QR renderer (segno), and the one way a QR payload becomes an image response or
-a JSON error, for the bot and the bridge alike."""
+"""The one QR renderer (segno: PNG, SVG, terminal text), and the one way a QR payload becomes
+an image response or a JSON error, for the bot and the bridge alike."""
 
 from __future__ import annotations
 
@@ -14,14 +14,28 @@ from waqr.http_errors import error_body
 
 ImageKind = Literal["png", "svg"]
 _MEDIA_TYPES: dict[ImageKind, str] = {"png": "image/png", "svg": "image/svg+xml"}
+# A 4-module quiet zone is what phone scanners expect.
+QUIET_ZONE = 4
+
+
+def _qr(payload: str) -> segno.QRCode:
+    # Error correction L keeps the modules large for the ~150-character WhatsApp payload.
+    return segno.make_qr(payload, error="l")
 
 
 def render(payload: str, kind: ImageKind, *, scale: int = 8) -> bytes:
     buffer = io.BytesIO()
-    # Error correction L keeps the modules large for the ~150-character WhatsApp payload;
-    # a 4-module quiet zone is what phone scanners expect.
-    segno.make_qr(payload, error="l").save(buffer, kind=kind, scale=scale, border=4)
+    _qr(payload).save(buffer, kind=kind, scale=scale, border=QUIET_ZONE)
     return buffer.getvalue()
+
+
+def render_text(payload: str) -> list[str]:
+    """The QR as lines of text for a terminal, two module rows per line (segno's compact
+    form: a light module is a block, a dark one a blank, so it reads right on a dark
+    background; the caller supplies the colours elsewhere)."""
+    buffer = io.StringIO()
+    _qr(payload).terminal(out=buffer, compact=True, border=QUIET_ZONE)
+    return buffer.getvalue().splitlines()
 
 
 def render_png(payload: str, *, scale: int = 8) -> bytes:

@@ -77,13 +77,15 @@ def stack(
 class StandInBot:
     """A bot on loopback whose answers the test scripts, for what the real bot cannot be made
     to do on cue. It speaks the bot's routes; ``status`` is the GET /status body (replace it
-    at will); a route put on ``hold`` answers only once released; every request is recorded
-    as "METHOD /path?query"; GET /events streams a ``state`` event on connect and whatever
-    :meth:`push` sends."""
+    at will), ``qr`` the GET /qr body; a route put on ``hold`` answers only once released;
+    every request is recorded as "METHOD /path?query". GET /events opens with a ``state``
+    event (and a ``qr`` event when a QR is on offer), then streams whatever :meth:`push`
+    sends; like the real bot, setting ``status`` or ``qr`` pushes the change."""
 
     def __init__(self) -> None:
         self.port = free_port()
-        self.status: dict[str, Any] = {"status": "connecting", "connected": False}
+        self._status: dict[str, Any] = {"status": "connecting", "connected": False}
+        self._qr: dict[str, Any] | None = None  # the GET /qr body; None: no QR on offer
         self.requests: list[str] = []
         self._holds: dict[str, threading.Event] = {}
         self._listeners: set[asyncio.Queue[str]] = set()
@@ -104,6 +106,29 @@ class StandInBot:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def status(self) -> dict[str, Any]:
+        return self._status
+
+    @status.setter
+    def status(self, body: dict[str, Any]) -> None:
+        self._status = body
+        if self._loop is not None:
+            self.push("state", body)
+
+    @property
+    def qr(self) -> dict[str, Any] | None:
+        return self._qr
+
+    @qr.setter
+    def qr(self, body: dict[str, Any] | None) -> None:
+        self._qr = body
+        if self._loop is not None:
+            self.push("qr", self._qr_body())
+
+    def _qr_body(self) -> dict[str, Any]:
+        return self._qr or {"status": self._status["status"], "qr": None, "expires_in": None}
+
     def hold(self, path: str) -> None:
         self._holds[path] = threading.Event()
 
@@ -114,11 +139,14 @@ class StandInBot:
         return self.requests.count(request)
 
     def push(self, kind: str, data: dict[str, Any]) -> None:
-        """Send an event to every /events listener (from the test's thread)."""
-        assert self._loop is not None, "nobody follows /events yet"
-        message = f"event: {kind}\ndata: {json.dumps(data)}\n\n"
-        for queue in list(self._listeners):
-            self._loop.call_soon_threadsafe(queue.put_nowait, message)
+        """Send an event to every /events listener, from the test's thread (the listeners'
+        queues belong to the server's loop, and asyncio queues are not thread-safe)."""
+        assert self._loop is not None, "nobody has opened GET /events yet"
+        self._loop.call_soon_threadsafe(self._push, kind, data)
+
+    def _push(self, kind: str, data: dict[str, Any]) -> None:
+        for queue in self._listeners:
+            queue.put_nowait(f"event: {kind}\ndata: {json.dumps(data)}\n\n")
 
     def _app(self) -> FastAPI:
         app = FastAPI()
@@ -142,7 +170,7 @@ class StandInBot:
 
         @app.get("/qr")
         async def qr() -> dict[str, Any]:
-            return {"status": self.status["status"], "qr": None, "expires_in": None}
+            return self._qr_body()
 
         @app.post("/reconnect", status_code=202)
         async def reconnect(reset: bool = False) -> dict[str, Any]:
@@ -165,6 +193,8 @@ class StandInBot:
             async def stream() -> AsyncIterator[str]:
                 try:
                     yield f"event: state\ndata: {json.dumps(self.status)}\n\n"
+                    if self._qr and self._qr.get("qr"):
+                        yield f"event: qr\ndata: {json.dumps(self._qr)}\n\n"
                     while True:
                         yield await queue.get()
                 finally:
@@ -563,9 +593,7 @@ def test_every_state_changing_call_is_audited_without_secrets(tmp_path: Path) ->
         api.post("/wa/connect", params={"reset": "true"}, headers={"X-API-Key": API_KEY})
         api.get("/admin/wa/status", headers=BEARER)  # a read is not audited
         records = [
-            json.loads(line)
-            for line in api.logs().splitlines()
-            if '"logger": "waqr.audit"' in line
+            json.loads(line) for line in api.logs().splitlines() if '"logger": "waqr.audit"' in line
         ]
     seen = [(r["action"], r["caller"], r["outcome"]) for r in records]
     assert seen == [

@@ -3,10 +3,14 @@ traceback on the page. The token travels only in the Authorization header."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from httpx_sse import connect_sse
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,8 @@ class UiError(Exception):
 # WAQR_BOT_LOGOUT_TIMEOUT 60 s), so the page never gives up on work the bot completes.
 PAIR_CODE_TIMEOUT = 100.0
 LOGOUT_TIMEOUT = 70.0
+# Four of the bridge's 15 s pings may go missing before the push stream counts as dead.
+EVENTS_READ_TIMEOUT = 60.0
 
 
 class BridgeClient:
@@ -37,8 +43,14 @@ class BridgeClient:
         self._http.close()
 
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        try:
+        with self._mapped_transport_errors():
             response = self._http.request(method, path, **kwargs)
+        return self._check(response)
+
+    @contextlib.contextmanager
+    def _mapped_transport_errors(self) -> Iterator[None]:
+        try:
+            yield
         except httpx.TimeoutException:
             raise UiError(
                 "bridge_unreachable", f"The waqr bridge at {self.api_url} did not answer in time."
@@ -49,6 +61,9 @@ class BridgeClient:
                 f"Cannot reach the waqr bridge at {self.api_url}. Is `waqr api` running, and is "
                 "WA_QR_API_URL right?",
             ) from None
+
+    def _check(self, response: httpx.Response) -> dict[str, Any]:
+        """The reply's JSON body, or the UiError that says in plain words what went wrong."""
         try:
             body = response.json()
         except ValueError:
@@ -70,6 +85,22 @@ class BridgeClient:
         if error == "bot_timeout":
             raise UiError("bot_slow", "The WhatsApp bot is not answering in time; try again.")
         raise UiError("rejected", detail or f"The bridge answered {response.status_code}.")
+
+    def events(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """The bridge's push stream (``GET /admin/wa/events``) as ``(type, data)`` pairs,
+        starting with a ``state`` snapshot, until the stream ends. The bridge pings every 15 s,
+        so a read that waits longer than EVENTS_READ_TIMEOUT means the stream is dead."""
+        timeout = httpx.Timeout(self._http.timeout.connect, read=EVENTS_READ_TIMEOUT)
+        with (
+            self._mapped_transport_errors(),
+            connect_sse(self._http, "GET", "/admin/wa/events", timeout=timeout) as source,
+        ):
+            if source.response.status_code >= 400:
+                source.response.read()
+                self._check(source.response)
+            for sse in source.iter_sse():
+                if sse.event in ("state", "qr"):
+                    yield sse.event, json.loads(sse.data)
 
     def status(self) -> dict[str, Any]:
         return self._call("GET", "/admin/wa/status")
