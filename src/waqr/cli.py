@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine, Sequence
+from typing import TYPE_CHECKING, Any
 
 from waqr import __version__
 from waqr.errors import ConfigError, DataDirLocked
@@ -48,12 +49,17 @@ def build_parser() -> argparse.ArgumentParser:
         "WAQR_BOT_HOST",
         "WAQR_BOT_PORT",
     )
-    _service_parser(
+    api = _service_parser(
         sub,
         "api",
         "Run the public API bridge (needs WA_QR_BRIDGE_TOKEN).",
         "WAQR_API_HOST",
         "WAQR_API_PORT",
+    )
+    api.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes (env WAQR_API_WORKERS, default 1); each follows the bot itself",
     )
     _service_parser(
         sub,
@@ -107,7 +113,11 @@ def _settings_for(args: argparse.Namespace) -> Settings:
         overrides[args.host_var] = args.host
     if getattr(args, "port", None) is not None:
         overrides[args.port_var] = args.port
-    for flag, var in (("bot_port", "WAQR_BOT_PORT"), ("ui_port", "WAQR_UI_PORT")):
+    for flag, var in (
+        ("bot_port", "WAQR_BOT_PORT"),
+        ("ui_port", "WAQR_UI_PORT"),
+        ("workers", "WAQR_API_WORKERS"),
+    ):
         if getattr(args, flag, None) is not None:
             overrides[var] = getattr(args, flag)
     return load_settings(overrides)
@@ -133,6 +143,18 @@ async def _serve(app: object, host: str, port: int) -> None:
     import uvicorn
 
     await uvicorn.Server(uvicorn_config(app, host, port)).serve()
+
+
+def run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run a service's event loop: uvloop where it is installed (it is, with
+    uvicorn[standard]), the standard loop otherwise."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main)
 
 
 def _is_loopback(host: str) -> bool:
@@ -166,7 +188,7 @@ def run_bot(settings: Settings) -> int:
         data_dir=str(settings.data_dir),
         proxy="configured" if settings.wa_proxy else "none",
     )
-    asyncio.run(_serve(create_app(registry), settings.bot_host, settings.bot_port))
+    run_loop(_serve(create_app(registry), settings.bot_host, settings.bot_port))
     return 0
 
 
@@ -186,8 +208,32 @@ def run_api(settings: Settings) -> int:
         port=settings.api_port,
         bot_url=settings.bot_url,
         cache="redis" if settings.redis_url else "memory",
+        workers=settings.api_workers,
     )
-    asyncio.run(_serve(create_app(settings), settings.api_host, settings.api_port))
+    if settings.api_workers > 1:
+        import uvicorn
+
+        # Each worker process builds its own bridge from the environment (its own bot event
+        # stream, keepalive and failure counter); uvicorn supervises them.
+        os.environ.update(
+            {
+                "WAQR_API_HOST": settings.api_host,
+                "WAQR_API_PORT": str(settings.api_port),
+                "WAQR_API_WORKERS": str(settings.api_workers),
+            }
+        )
+        uvicorn.run(
+            "waqr.bridge.app:create_app_from_env",
+            factory=True,
+            host=settings.api_host,
+            port=settings.api_port,
+            workers=settings.api_workers,
+            log_config=None,
+            proxy_headers=False,
+            timeout_graceful_shutdown=10,
+        )
+        return 0
+    run_loop(_serve(create_app(settings), settings.api_host, settings.api_port))
     return 0
 
 

@@ -111,6 +111,8 @@ class Settings(BaseSettings):
     # --- the API bridge (public) -----------------------------------------------------------
     api_host: str = Field("0.0.0.0", validation_alias=_env("WAQR_API_HOST"))
     api_port: int = Field(8000, ge=1, le=65535, validation_alias=_env("WAQR_API_PORT"))
+    # Bridge worker processes; each follows the bot's event stream and answers from it.
+    api_workers: int = Field(1, ge=1, le=64, validation_alias=_env("WAQR_API_WORKERS"))
     bot_url: str = Field("http://127.0.0.1:3100", validation_alias=_env("BOT_URL"))
     # Comma-separated: several tokens may be valid at once, so one can be rotated without
     # downtime. Required by `waqr api` (>= 32 characters each); `waqr up` generates one.

@@ -29,7 +29,8 @@ from waqr.qr_render import qr_image_response
 from waqr.tasks import cancel, spawn
 
 
-def default_session(request: Request) -> Session:
+async def default_session(request: Request) -> Session:
+    # Async so that FastAPI does not hop to its thread pool for a dictionary lookup.
     registry: SessionRegistry = request.app.state.registry
     return registry.get()
 

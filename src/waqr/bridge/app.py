@@ -326,3 +326,14 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
     app.include_router(admin)
     app.include_router(alias)
     return app
+
+
+def create_app_from_env() -> FastAPI:
+    """The app of one worker of ``waqr api --workers N``: settings and logging from the
+    environment, as the parent process left it."""
+    from waqr.logs import configure_logging
+    from waqr.settings import load_settings
+
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)

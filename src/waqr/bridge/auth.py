@@ -137,14 +137,18 @@ def _guard(request: Request, presented: str | None, scheme: Scheme) -> None:
         raise HTTPException(refused.status, refused.body, headers=refused.headers) from None
 
 
-def require_bearer(
+# Async although they never await: FastAPI runs a sync dependency in its thread pool, a
+# thread hop per request for a few microseconds of work.
+async def require_bearer(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> None:
     _guard(request, credentials.credentials if credentials else None, BEARER)
 
 
-def require_api_key(request: Request, key: Annotated[str | None, Depends(api_key_scheme)]) -> None:
+async def require_api_key(
+    request: Request, key: Annotated[str | None, Depends(api_key_scheme)]
+) -> None:
     _guard(request, key, API_KEY)
 
 
