@@ -3,6 +3,10 @@
 The peer runs in its own process (tests/sim/axolotl_peer.py says why). Every exchange goes both
 ways: a session either side starts, ratchet steps in both directions, messages out of order,
 replays refused, forged bytes refused without harming the session.
+
+Not checked here: a pkmsg of ours without a one-time prekey. python-axolotl reads the absent
+preKeyId as 0 and looks for prekey 0 (libsignal-java and go.mau.fi/libsignal read it as absent),
+so test_signal_sessions.py checks that case against the wire format instead.
 """
 
 from __future__ import annotations
@@ -64,19 +68,16 @@ class AxolotlPeer:
         )
 
     def start(self, bundle: PreKeyBundle) -> None:
-        assert bundle.pre_key is not None
-        self.ok(
-            "start",
-            bundle={
-                "registration_id": bundle.registration_id,
-                "identity_key": bundle.identity_key.hex(),
-                "signed_pre_key_id": bundle.signed_pre_key_id,
-                "signed_pre_key": bundle.signed_pre_key.hex(),
-                "signed_pre_key_signature": bundle.signed_pre_key_signature.hex(),
-                "pre_key_id": bundle.pre_key_id,
-                "pre_key": bundle.pre_key.hex(),
-            },
-        )
+        fields: dict[str, Any] = {
+            "registration_id": bundle.registration_id,
+            "identity_key": bundle.identity_key.hex(),
+            "signed_pre_key_id": bundle.signed_pre_key_id,
+            "signed_pre_key": bundle.signed_pre_key.hex(),
+            "signed_pre_key_signature": bundle.signed_pre_key_signature.hex(),
+        }
+        if bundle.pre_key is not None:
+            fields |= {"pre_key_id": bundle.pre_key_id, "pre_key": bundle.pre_key.hex()}
+        self.ok("start", bundle=fields)
 
     def encrypt(self, plaintext: bytes) -> Ciphertext:
         reply = self.ok("encrypt", plaintext=plaintext.hex())
@@ -166,6 +167,16 @@ def test_libsignal_prekey_message_opens_a_session_here(
     cipher = _session_started_by_peer(ours, peer)
     assert used_pre_key_id not in ours.pre_keys
     _converse(cipher, peer, rounds=3)
+
+
+def test_their_session_without_a_one_time_prekey(peer: AxolotlPeer) -> None:
+    # The server hands out bundles without a one-time prekey once a device ran out of them.
+    exhausted = ProtocolStore.generate(pre_keys=0)
+    peer.start(exhausted.bundle())
+    cipher = SessionCipher(exhausted, PEER_ADDRESS)
+    assert cipher.decrypt(peer.encrypt(b"no one-time prekey")) == b"no one-time prekey"
+    assert peer.decrypt(cipher.encrypt(b"answer")) == b"answer"
+    _converse(cipher, peer, rounds=1)
 
 
 def test_we_repeat_prekey_messages_until_answered(ours: ProtocolStore, peer: AxolotlPeer) -> None:
