@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from waqr.sim.proto import Message
-from waqr.sim.signal import InvalidMessage, decode_text, encode_text
-from waqr.sim.signal import padding
+from waqr.sim.signal import InvalidMessage, decode_text, encode_text, padding
 from waqr.sim.signal.padding import pad, unpad
 
 
@@ -51,7 +50,9 @@ def test_a_plain_text_is_a_conversation() -> None:
 
 
 def test_a_reply_is_an_extended_text_naming_the_quoted_message() -> None:
-    raw = unpad(encode_text("yes", quoted_id="3EB0ABCDEF", quoted_sender="15550001111@s.whatsapp.net"))
+    raw = unpad(
+        encode_text("yes", quoted_id="3EB0ABCDEF", quoted_sender="15550001111@s.whatsapp.net")
+    )
     assert raw[0] == 0x32  # field 6, length-delimited: Message.extendedTextMessage
     message = Message.FromString(raw)
     assert not message.HasField("conversation")
