@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from waqr.sim.node import JID
+from waqr.sim.proto import Message
 from waqr.sim.signal import (
     Ciphertext,
     DuplicateMessage,
@@ -29,6 +31,8 @@ from waqr.sim.signal import (
     ProtocolStore,
     SessionCipher,
 )
+from waqr.sim.signal.contact import Contact
+from waqr.sim.signal.padding import pad, unpad
 
 PEER_SCRIPT = Path(__file__).with_name("axolotl_peer.py")
 PEER_ADDRESS = "peer:1"
@@ -273,3 +277,17 @@ def test_forged_bytes_are_refused_without_harming_the_session(
     forged[-1] ^= 0x80  # the MAC itself
     assert peer.decrypt_error(Ciphertext("msg", bytes(forged))) == "InvalidMessageException"
     assert peer.decrypt(ours_genuine) == b"ours genuine"
+
+
+def test_a_contacts_texts_cross_to_libsignal_as_padded_wae2e_messages(peer: AxolotlPeer) -> None:
+    contact = Contact.create("+49 151 2345 6789")
+    engine = JID("15550001111", "s.whatsapp.net", device=3)
+    contact.start_session(engine, peer.bundle())
+    received = peer.decrypt(contact.encrypt_text(engine, "Grüße aus dem Simulator"))
+    assert Message.FromString(unpad(received)).conversation == "Grüße aus dem Simulator"
+
+    reply = Message()
+    reply.extendedTextMessage.text = "danke"
+    reply.extendedTextMessage.contextInfo.stanzaID = "3EB0FACE"
+    text = contact.decrypt(engine, peer.encrypt(pad(reply.SerializeToString())))
+    assert (text.text, text.quoted_id) == ("danke", "3EB0FACE")

@@ -16,6 +16,8 @@ Modules, bottom up:
   cipher    SessionCipher: encrypt, and decrypt with skipped keys and replay refusal
   padding   WhatsApp's random 1..15 byte padding of the plaintext
   message   the ``waE2E.Message`` text inside: conversation / extendedTextMessage
+  prekeys   the server's view: uploaded keys, bundles handed out once, their WABinary nodes
+  contact   a simulated WhatsApp user: a phone number and its Signal device
 """
 
 from waqr.sim.signal.cipher import Ciphertext, SessionCipher
