@@ -9,7 +9,7 @@ An identity key is an Ed25519 key published in Montgomery form, so the same secr
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
@@ -38,6 +38,15 @@ def _exchange(private: X25519PrivateKey, their_public: bytes) -> bytes:
         return private.exchange(X25519PublicKey.from_public_bytes(their_public))
     except ValueError as exc:  # a low-order point gives an all-zero secret
         raise InvalidKey("Diffie-Hellman with a degenerate public key") from exc
+
+
+class AgreementKey(Protocol):
+    """A secret that does X25519 and publishes its public half: what X3DH needs of a key."""
+
+    @property
+    def public(self) -> bytes: ...
+
+    def dh(self, their_public: bytes) -> bytes: ...
 
 
 @dataclass(frozen=True)

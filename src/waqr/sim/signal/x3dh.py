@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Final
 
 from waqr.sim.signal.kdf import TEXT_INFO, ChainKey, hkdf, ratchet_root
-from waqr.sim.signal.keys import IdentityKeyPair, KeyPair, PreKey, PreKeyBundle, SignedPreKey
+from waqr.sim.signal.keys import AgreementKey, KeyPair, PreKey, PreKeyBundle, SignedPreKey
 from waqr.sim.signal.session import PendingPreKey, ReceiverChain, SessionState
 
 _DISCONTINUITY: Final = b"\xff" * 32
@@ -24,7 +24,7 @@ def _derive(secrets: bytes) -> tuple[bytes, ChainKey]:
     return derived[:32], ChainKey(derived[32:], 0)
 
 
-def initiate(identity: IdentityKeyPair, registration_id: int, bundle: PreKeyBundle) -> SessionState:
+def initiate(identity: AgreementKey, registration_id: int, bundle: PreKeyBundle) -> SessionState:
     """Alice: a session with the device whose bundle this is (raises ``InvalidKey``)."""
     bundle.verify_signature()
     base_key = KeyPair.generate()
@@ -57,7 +57,7 @@ def initiate(identity: IdentityKeyPair, registration_id: int, bundle: PreKeyBund
 
 
 def respond(
-    identity: IdentityKeyPair,
+    identity: AgreementKey,
     registration_id: int,
     *,
     signed_pre_key: SignedPreKey,
