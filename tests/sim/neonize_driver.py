@@ -26,6 +26,7 @@ async def run(store: str, proxy: str, pair_phone: str | None) -> None:
     from neonize._binder import ProxySettings
     from neonize.aioze import events as ev
     from neonize.aioze.client import NewAClient
+    from neonize.events import UndecryptableMessageEv
 
     client = NewAClient(store)
 
@@ -66,6 +67,23 @@ async def run(store: str, proxy: str, pair_phone: str | None) -> None:
     @client.event(ev.StreamErrorEv)
     async def on_stream_error(_: Any, message: Any) -> None:
         emit("stream_error", code=message.Code)
+
+    @client.event(ev.MessageEv)
+    async def on_message(_: Any, message: Any) -> None:
+        source, content = message.Info.MessageSource, message.Message
+        extended = content.extendedTextMessage
+        emit(
+            "message",
+            id=message.Info.ID,
+            sender=f"{source.Sender.User}@{source.Sender.Server}",
+            from_me=bool(source.IsFromMe),
+            text=content.conversation or extended.text,
+            quoted_id=extended.contextInfo.stanzaID,
+        )
+
+    @client.event(UndecryptableMessageEv)
+    async def on_undecryptable(_: Any, message: Any) -> None:
+        emit("undecryptable", id=message.Info.ID, reason=str(message.DecryptFailMode))
 
     @client.event(ev.KeepAliveTimeoutEv)
     async def on_keepalive(_: Any, message: Any) -> None:

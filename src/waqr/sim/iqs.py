@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from waqr.sim.node import Node, iq_error, iq_result
+from waqr.sim.signal.errors import InvalidKey
+from waqr.sim.signal.prekeys import parse_upload
 from waqr.sim.state import UnknownDeviceError
 
 if TYPE_CHECKING:
@@ -62,7 +64,8 @@ class ClientIqs:
             await self.session.send_node(iq_result(node))
 
     async def _on_encrypt(self, node: Node) -> None:
-        """Prekey count and upload (doc §7 steps 1-2); the count is kept per device."""
+        """Prekey count and upload (doc §7 steps 1-2); the count and the keys are kept per
+        device, so that contacts can open Signal sessions with it."""
         session = self.session
         device = session.device
         if node.child("count") is not None:
@@ -71,8 +74,30 @@ class ClientIqs:
             return
         key_list = node.child("list")
         if key_list is not None and device is not None:
+            # whatsmeow uploads registration, identity and skey with the list; a bare list (the
+            # fake client's) is only counted: it gives nothing a contact could start a session on.
+            if node.child("identity") is not None and not self._keep_uploaded_keys(node):
+                await session.send_node(iq_error(node, 400, "bad-request"))
+                return
             device.prekey_count += len(key_list.children)
         await session.send_node(iq_result(node))
+
+    def _keep_uploaded_keys(self, node: Node) -> bool:
+        """Store a device's prekey upload for bundle fetches; False if it does not check out."""
+        session = self.session
+        device = session.device
+        if device is None:
+            return False
+        try:
+            uploaded = parse_upload(node)
+        except InvalidKey as exc:
+            log.warning("conn %d: refused a prekey upload: %s", session.conn_id, exc)
+            return False
+        previous = device.signal_keys
+        if previous is not None and previous.identity_key == uploaded.identity_key:
+            uploaded.one_time = {**previous.one_time, **uploaded.one_time}
+        device.signal_keys = uploaded
+        return True
 
     async def _on_passive(self, node: Node) -> None:
         session = self.session

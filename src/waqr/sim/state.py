@@ -21,6 +21,7 @@ from waqr.sim.blackhole import BlackHole, BlackHoleSettings
 from waqr.sim.chaos import Chaos, Sleep
 from waqr.sim.node import DEFAULT_SERVER, JID, Node
 from waqr.sim.pairing import QRPayload
+from waqr.sim.signal.prekeys import PublishedKeys
 from waqr.sim.xeddsa import SigningKey
 
 SessionKind = Literal["handshake", "registration", "login"]
@@ -75,6 +76,8 @@ class LiveSession(Protocol):
 
     async def drop(self) -> None: ...
 
+    async def send_node(self, node: Node) -> None: ...
+
     def replace(self) -> None: ...
 
 
@@ -106,6 +109,7 @@ class LinkedDevice:
     platform: str = ""
     linked_at: float = field(default_factory=time.time)
     prekey_count: int = 0  # one-time prekeys the device has uploaded (doc §7)
+    signal_keys: PublishedKeys | None = field(default=None, repr=False)  # its last upload
 
     @property
     def jid(self) -> JID:
