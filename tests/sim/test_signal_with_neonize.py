@@ -17,7 +17,7 @@ import pytest
 
 from tests.sim.test_simulator_with_neonize import STEP_TIMEOUT, pair_by_qr, start_bot
 from waqr.sim.app import Simulator
-from waqr.sim.node import JID, Node
+from waqr.sim.node import JID, AttrValue, Node
 from waqr.sim.signal import Ciphertext
 from waqr.sim.signal.contact import Contact
 from waqr.sim.signal.prekeys import PublishedKeys
@@ -37,14 +37,14 @@ async def _uploaded_keys(simulator: Simulator, jid: JID) -> PublishedKeys:
 
 def _message_stanza(contact: Contact, ciphertext: Ciphertext) -> Node:
     enc = Node("enc", {"v": "2", "type": ciphertext.kind}, ciphertext.serialized)
-    attrs = {
+    attrs: dict[str, AttrValue] = {
         "from": contact.jid,
         "id": "3EB0" + secrets.token_hex(8).upper(),
         "t": str(int(time.time())),
         "type": "text",
         "notify": "Simulated Contact",
     }
-    return Node("message", attrs, [enc])  # type: ignore[arg-type]
+    return Node("message", attrs, [enc])
 
 
 async def test_the_engine_decrypts_a_contacts_messages(
