@@ -74,7 +74,6 @@ class SessionCipher:
         record = self._store.session(self._address)
         record.promote(state)
         self._store.sessions[self._address] = record
-        self._store.peer_identities[self._address] = bundle.identity_key
 
     def encrypt(self, plaintext: bytes) -> Ciphertext:
         state = self._store.session(self._address).current
@@ -127,7 +126,7 @@ class SessionCipher:
         if not record.has_state(version=SESSION_VERSION, alice_base_key=message.base_key):
             one_time = None
             if message.pre_key_id is not None:
-                one_time = self._store.take_pre_key(message.pre_key_id)
+                one_time = self._store.load_pre_key(message.pre_key_id)
                 used_pre_key_id = message.pre_key_id
             record.promote(
                 x3dh.respond(
@@ -142,7 +141,6 @@ class SessionCipher:
             )
         plaintext = _decrypt_with_record(record, message.message)
         self._store.sessions[self._address] = record
-        self._store.peer_identities[self._address] = message.identity_key
         if used_pre_key_id is not None:
             self._store.remove_pre_key(used_pre_key_id)
         return plaintext

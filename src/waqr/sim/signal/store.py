@@ -1,7 +1,8 @@
 """One device's Signal keys and sessions (libsignal's identity, prekey and session stores in one).
 
 Kept in memory: the simulator's contacts live as long as the simulator does. Peers are named by
-their Signal address (WhatsApp uses ``user[.agent]:device``); the store does not parse it.
+their Signal address (WhatsApp uses ``user[_agent]:device``); the store does not parse it. Every
+peer identity is trusted, as whatsmeow's identity store does, so none is recorded.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ class ProtocolStore:
     signed_pre_key: SignedPreKey
     pre_keys: dict[int, PreKey] = field(default_factory=dict)
     sessions: dict[str, SessionRecord] = field(default_factory=dict)
-    peer_identities: dict[str, bytes] = field(default_factory=dict)
     _next_pre_key_id: int = 1
 
     @classmethod
@@ -59,8 +59,8 @@ class ProtocolStore:
             self._next_pre_key_id += 1
         return minted
 
-    def take_pre_key(self, key_id: int) -> PreKey:
-        """The one-time prekey ``key_id`` (still held until ``remove_pre_key``)."""
+    def load_pre_key(self, key_id: int) -> PreKey:
+        """The one-time prekey ``key_id`` (held until ``remove_pre_key``)."""
         try:
             return self.pre_keys[key_id]
         except KeyError:

@@ -195,7 +195,8 @@ class PreKeySignalMessage:
             raise InvalidMessage(f"malformed PreKeySignalMessage: {exc}") from exc
         return cls(
             registration_id=proto.registrationId,
-            pre_key_id=proto.preKeyId if proto.HasField("preKeyId") else None,
+            # go.mau.fi/libsignal reads a preKeyId of 0 as "none", like an absent one.
+            pre_key_id=proto.preKeyId or None,
             signed_pre_key_id=proto.signedPreKeyId,
             base_key=base_key,
             identity_key=identity_key,
