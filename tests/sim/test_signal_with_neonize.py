@@ -80,3 +80,35 @@ async def test_the_engine_decrypts_a_contacts_messages(
         assert bot.log_lines("ERROR") == []
     finally:
         await bot.stop()
+
+
+async def test_the_engine_and_a_contact_hold_a_conversation(
+    simulator: Simulator, neonize_path: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "bot" / "session.db"
+    store.parent.mkdir()
+    bot = await start_bot(simulator, neonize_path, store, "conversation.log")
+    try:
+        engine = JID.parse(await pair_by_qr(simulator, bot))
+        await _uploaded_keys(simulator, engine)
+        contact = simulator.world.contact("+49 151 3333 4444")
+        (session,) = simulator.world.sessions_of(engine)
+
+        for turn in range(3):  # each turn is a ratchet step on both sides
+            await bot.command(cmd="send", to=contact.phone, text=f"engine says {turn}")
+            sent = await bot.next_event("sent", "send_error")
+            assert sent["event"] == "sent", sent
+            received = contact.inbox[-1]
+            assert received.message_id == sent["id"]
+            assert received.message.text == f"engine says {turn}"
+            assert received.sender == engine
+
+            reply = contact.encrypt_text(engine, f"contact answers {turn}", quoted_id=sent["id"])
+            assert reply.kind == "msg"  # the engine's message acknowledged the session
+            await session.send_node(_message_stanza(contact, reply))
+            answer = await bot.next_event("message", "undecryptable")
+            assert answer["event"] == "message", answer
+            assert (answer["text"], answer["quoted_id"]) == (f"contact answers {turn}", sent["id"])
+        assert len(contact.inbox) == 3
+    finally:
+        await bot.stop()

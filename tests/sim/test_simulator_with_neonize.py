@@ -63,6 +63,12 @@ class Bot:
                     return event
                 self.backlog.append(event)
 
+    async def command(self, **fields: Any) -> None:
+        """Send the driver a command (neonize_driver.follow_commands)."""
+        assert self.process.stdin is not None
+        self.process.stdin.write((json.dumps(fields) + "\n").encode())
+        await self.process.stdin.drain()
+
     async def stop(self) -> None:
         if self.process.returncode is None:
             self.process.terminate()
@@ -91,6 +97,7 @@ async def start_bot(
             str(store),
             simulator.proxy_url,
             *extra,
+            stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=stderr,
             env=env,

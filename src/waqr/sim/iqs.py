@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from waqr.sim.node import Node, iq_error, iq_result
+from waqr.sim.relay import prekey_fetch_answer, usync_answer
 from waqr.sim.signal.errors import InvalidKey
 from waqr.sim.signal.prekeys import parse_upload
 from waqr.sim.state import UnknownDeviceError
@@ -41,6 +42,7 @@ class ClientIqs:
             "w:p": self._on_ping,
             "encrypt": self._on_encrypt,
             "passive": self._on_passive,
+            "usync": self._on_usync,
         }
         return handlers.get(xmlns)
 
@@ -72,6 +74,9 @@ class ClientIqs:
             count = device.prekey_count if device is not None else 0
             await session.send_node(iq_result(node, [Node("count", {"value": str(count)})]))
             return
+        if node.attr("type") == "get" and node.child("key") is not None:
+            await session.send_node(prekey_fetch_answer(session.world, node))
+            return
         key_list = node.child("list")
         if key_list is not None and device is not None:
             # whatsmeow uploads registration, identity and skey with the list; a bare list (the
@@ -98,6 +103,13 @@ class ClientIqs:
             uploaded.one_time = {**previous.one_time, **uploaded.one_time}
         device.signal_keys = uploaded
         return True
+
+    async def _on_usync(self, node: Node) -> None:
+        session = self.session
+        if session.device is None:
+            await session.send_node(iq_error(node, 401, "not-authorized"))
+            return
+        await session.send_node(usync_answer(session.world, node, session.device))
 
     async def _on_passive(self, node: Node) -> None:
         session = self.session

@@ -8,7 +8,9 @@ or from the peer's ``pkmsg`` when the peer does.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
+from typing import Final
 
 from waqr.sim.node import DEFAULT_SERVER, JID
 from waqr.sim.signal.cipher import Ciphertext, SessionCipher
@@ -17,7 +19,16 @@ from waqr.sim.signal.message import TextMessage, decode_text, encode_text
 from waqr.sim.signal.prekeys import PublishedKeys
 from waqr.sim.signal.store import ProtocolStore
 
-PRIMARY_DEVICE = 0
+PRIMARY_DEVICE: Final = 0
+
+
+@dataclass(frozen=True)
+class ReceivedText:
+    """A text that reached the contact: who sent it, under which message id."""
+
+    sender: JID
+    message_id: str
+    message: TextMessage
 
 
 def _signal_address(jid: JID) -> str:
@@ -32,6 +43,12 @@ class Contact:
 
     phone: str
     store: ProtocolStore = field(repr=False)
+    lid_user: str = field(default_factory=lambda: str(10**14 + secrets.randbelow(9 * 10**14)))
+    published: PublishedKeys = field(init=False, repr=False)  # the server's copy of its keys
+    inbox: list[ReceivedText] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.published = PublishedKeys.of(self.store)
 
     @classmethod
     def create(cls, phone: str, *, pre_keys: int = 20) -> Contact:
@@ -44,8 +61,17 @@ class Contact:
     def jid(self) -> JID:
         return JID(self.phone, DEFAULT_SERVER, PRIMARY_DEVICE)
 
+    @property
+    def lid(self) -> JID:
+        """The contact's hidden-user id, which WhatsApp addresses messages to nowadays."""
+        return JID(self.lid_user, "lid", PRIMARY_DEVICE)
+
+    def is_user(self, jid: JID) -> bool:
+        """Whether ``jid`` names this contact, by phone number or by LID."""
+        return (jid.user, jid.server) in ((self.phone, DEFAULT_SERVER), (self.lid_user, "lid"))
+
     def published_keys(self) -> PublishedKeys:
-        """What this contact's phone has uploaded to the server."""
+        """What this contact's phone would upload to the server now."""
         return PublishedKeys.of(self.store)
 
     def has_session(self, peer: JID) -> bool:
@@ -63,3 +89,9 @@ class Contact:
     def decrypt(self, peer: JID, ciphertext: Ciphertext) -> TextMessage:
         """The text in a ciphertext from ``peer`` (raises ``SignalError`` subclasses)."""
         return decode_text(SessionCipher(self.store, _signal_address(peer)).decrypt(ciphertext))
+
+    def receive(self, peer: JID, message_id: str, ciphertext: Ciphertext) -> ReceivedText:
+        """Decrypt a message the server relayed and keep it in the inbox."""
+        received = ReceivedText(peer, message_id, self.decrypt(peer, ciphertext))
+        self.inbox.append(received)
+        return received
