@@ -1,4 +1,5 @@
-"""The server's answers to a client's iqs: keepalive, prekeys, passive, md (doc §7-§8).
+"""The server's answers to a client's iqs: keepalive, prekeys, passive, md (doc §7-§8), and
+the device lists (usync) and prekey bundles a device asks for before it sends a message.
 
 Replies are matched by id alone (doc §7). An iq whose namespace has no answer here gets a fast
 501, which whatsmeow tolerates (it logs a warning instead of waiting 75 s).
