@@ -13,6 +13,7 @@ import secrets
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.sim.test_simulator_with_neonize import STEP_TIMEOUT, pair_by_qr, start_bot
@@ -92,8 +93,6 @@ async def test_the_engine_and_a_contact_hold_a_conversation(
         engine = JID.parse(await pair_by_qr(simulator, bot))
         await _uploaded_keys(simulator, engine)
         contact = simulator.world.contact("+49 151 3333 4444")
-        (session,) = simulator.world.sessions_of(engine)
-
         for turn in range(3):  # each turn is a ratchet step on both sides
             await bot.command(cmd="send", to=contact.phone, text=f"engine says {turn}")
             sent = await bot.next_event("sent", "send_error")
@@ -103,12 +102,20 @@ async def test_the_engine_and_a_contact_hold_a_conversation(
             assert received.message.text == f"engine says {turn}"
             assert received.sender == engine
 
-            reply = contact.encrypt_text(engine, f"contact answers {turn}", quoted_id=sent["id"])
-            assert reply.kind == "msg"  # the engine's message acknowledged the session
-            await session.send_node(_message_stanza(contact, reply))
+            async with httpx.AsyncClient(base_url=simulator.control_url) as api:
+                reply = await api.post(
+                    f"/contacts/{contact.phone}/send",
+                    json={"text": f"contact answers {turn}", "reply_to": sent["id"]},
+                    timeout=STEP_TIMEOUT,
+                )
+            assert reply.status_code == 200, reply.text
+            assert reply.json()["delivered_to"] == [str(engine)]
             answer = await bot.next_event("message", "undecryptable")
             assert answer["event"] == "message", answer
             assert (answer["text"], answer["quoted_id"]) == (f"contact answers {turn}", sent["id"])
+            # The engine opened the session, so the contact's replies travel as plain msg.
+            state = contact.store.sessions[f"{engine.user}:{engine.device}"].current
+            assert state is not None and state.pending_pre_key is None
         assert len(contact.inbox) == 3
     finally:
         await bot.stop()

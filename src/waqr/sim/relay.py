@@ -6,19 +6,24 @@ module answers them: the device lists of the recipient and of its own account
 no session with (``<iq xmlns="encrypt" type="get"><key>``), and then sends ``<message>`` with one
 ``<participants><to jid=device><enc/></to>`` per device, waiting for the server's
 ``<ack class="message">`` with the same id. The contact decrypts what was addressed to it.
+The other way, ``send_from_contact`` encrypts a contact's text for each connected linked device
+of the account and hands it over as ``<message from=contact><enc/></message>``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import secrets
 import time
+from dataclasses import dataclass
 
-from waqr.sim.node import DEFAULT_SERVER, JID, Node, iq_result
+from waqr.sim.node import DEFAULT_SERVER, JID, AttrValue, Node, iq_result
 from waqr.sim.signal.cipher import Ciphertext, CiphertextKind
-from waqr.sim.signal.contact import PRIMARY_DEVICE
+from waqr.sim.signal.contact import PRIMARY_DEVICE, Contact
 from waqr.sim.signal.errors import SignalError
 from waqr.sim.signal.prekeys import PublishedKeys, bundle_node
-from waqr.sim.state import LinkedDevice, World
+from waqr.sim.state import LinkedDevice, SimError, World
 
 log = logging.getLogger("waqr.sim.server")
 
@@ -97,3 +102,48 @@ def deliver(world: World, message: Node, sender: JID) -> Node:
         "ack",
         {"class": "message", "id": message.attr("id"), "from": to, "t": str(int(time.time()))},
     )
+
+
+class NoDeviceOnline(SimError):
+    """A contact wrote to an account none of whose linked devices is connected."""
+
+
+@dataclass(frozen=True)
+class SentText:
+    message_id: str
+    delivered_to: list[JID]
+
+
+def message_stanza(contact: Contact, message_id: str, ciphertext: Ciphertext) -> Node:
+    """A contact's message as the server hands it to a device (whatsmeow message.go reads
+    ``from``, ``id``, ``t``, ``type`` and the push name in ``notify``)."""
+    enc = Node("enc", {"v": "2", "type": ciphertext.kind}, ciphertext.serialized)
+    attrs: dict[str, AttrValue] = {
+        "from": contact.jid,
+        "id": message_id,
+        "t": str(int(time.time())),
+        "type": "text",
+        "notify": f"Contact {contact.phone[-4:]}",
+    }
+    return Node("message", attrs, [enc])
+
+
+async def send_from_contact(
+    world: World, contact: Contact, account: str, text: str, *, quoted_id: str | None = None
+) -> SentText:
+    """The contact writes to every connected linked device of ``account`` that uploaded keys."""
+    message_id = "3EB0" + secrets.token_hex(10).upper()
+    delivered = []
+    for device in [d for d in world.devices.values() if d.number == account]:
+        sessions = list(world.sessions_of(device.jid))
+        if device.signal_keys is None or not sessions:
+            continue
+        if not contact.has_session(device.jid):
+            contact.start_session(device.jid, device.signal_keys.hand_out(device.device))
+        ciphertext = contact.encrypt_text(device.jid, text, quoted_id=quoted_id)
+        stanza = message_stanza(contact, message_id, ciphertext)
+        await asyncio.gather(*(session.send_node(stanza) for session in sessions))
+        delivered.append(device.jid)
+    if not delivered:
+        raise NoDeviceOnline("no linked device of that account is connected with its keys uploaded")
+    return SentText(message_id, delivered)
