@@ -9,8 +9,6 @@ proof that X3DH, the ratchet, the wire format, the padding and the waE2E protobu
 from __future__ import annotations
 
 import asyncio
-import secrets
-import time
 from pathlib import Path
 
 import httpx
@@ -18,8 +16,8 @@ import pytest
 
 from tests.sim.test_simulator_with_neonize import STEP_TIMEOUT, pair_by_qr, start_bot
 from waqr.sim.app import Simulator
-from waqr.sim.node import JID, AttrValue, Node
-from waqr.sim.signal import Ciphertext
+from waqr.sim.node import JID
+from waqr.sim.relay import message_stanza
 from waqr.sim.signal.contact import Contact
 from waqr.sim.signal.prekeys import PublishedKeys
 
@@ -34,18 +32,6 @@ async def _uploaded_keys(simulator: Simulator, jid: JID) -> PublishedKeys:
             if device is not None and device.signal_keys is not None:
                 return device.signal_keys
             await asyncio.sleep(0.2)
-
-
-def _message_stanza(contact: Contact, ciphertext: Ciphertext) -> Node:
-    enc = Node("enc", {"v": "2", "type": ciphertext.kind}, ciphertext.serialized)
-    attrs: dict[str, AttrValue] = {
-        "from": contact.jid,
-        "id": "3EB0" + secrets.token_hex(8).upper(),
-        "t": str(int(time.time())),
-        "type": "text",
-        "notify": "Simulated Contact",
-    }
-    return Node("message", attrs, [enc])
 
 
 async def test_the_engine_decrypts_a_contacts_messages(
@@ -71,7 +57,7 @@ async def test_the_engine_decrypts_a_contacts_messages(
         texts = ["Hallo from a simulated contact", "sent second, arrives last", "a reply"]
         for index in (0, 2, 1):  # out of order: the engine keeps the skipped message key
             ciphertext, quoted = sent[index]
-            await session.send_node(_message_stanza(contact, ciphertext))
+            await session.send_node(message_stanza(contact, f"3EB0{index:016X}", ciphertext))
             received = await bot.next_event("message", "undecryptable")
             assert received["event"] == "message", received
             assert received["text"] == texts[index]

@@ -1,4 +1,4 @@
-"""What the server does for a linked device that sends a message to a simulated contact.
+"""Messages between linked devices and simulated contacts: what the server does for each side.
 
 whatsmeow's send path (send.go, user.go, prekeys.go) asks the server three things, and this
 module answers them: the device lists of the recipient and of its own account
@@ -18,7 +18,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from waqr.sim.node import DEFAULT_SERVER, JID, AttrValue, Node, iq_result
+from waqr.sim.node import JID, AttrValue, Node, iq_result
 from waqr.sim.signal.cipher import Ciphertext, CiphertextKind
 from waqr.sim.signal.contact import PRIMARY_DEVICE, Contact
 from waqr.sim.signal.errors import SignalError
@@ -97,7 +97,7 @@ def deliver(world: World, message: Node, sender: JID) -> Node:
             contact.receive(sender, message.attr("id"), Ciphertext(kind, enc.data))
         except SignalError as exc:
             log.warning("contact could not decrypt message %s: %s", message.attr("id"), exc)
-    to = message.jid("to") or JID(message.attr("to"), DEFAULT_SERVER)
+    to = message.jid("to") or JID.parse(message.attr("to"))
     return Node(
         "ack",
         {"class": "message", "id": message.attr("id"), "from": to, "t": str(int(time.time()))},
