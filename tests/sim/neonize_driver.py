@@ -82,6 +82,11 @@ async def run(store: str, proxy: str, pair_phone: str | None) -> None:
             quoted_id=extended.contextInfo.stanzaID,
         )
 
+    @client.event(ev.ReceiptEv)
+    async def on_receipt(_: Any, receipt: Any) -> None:
+        kind = ev.ReceiptEv.ReceiptType.Name(receipt.Type)
+        emit("receipt", ids=list(receipt.MessageIDs), type=kind)
+
     @client.event(UndecryptableMessageEv)
     async def on_undecryptable(_: Any, message: Any) -> None:
         emit("undecryptable", id=message.Info.ID, reason=str(message.DecryptFailMode))

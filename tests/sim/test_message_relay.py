@@ -100,7 +100,7 @@ def _message(to: JID, enc: Node) -> Node:
     return Node("message", {"id": "3EB0AA", "to": to, "type": "text"}, [participants])
 
 
-def test_a_relayed_message_reaches_the_contact_and_is_acked(
+def test_a_relayed_message_reaches_the_contact_and_comes_back_delivered(
     world: World, engine: LinkedDevice
 ) -> None:
     contact = world.contact("4915100000001")
@@ -108,9 +108,11 @@ def test_a_relayed_message_reaches_the_contact_and_is_acked(
     sender.start_session(contact.published.hand_out(0))
     ciphertext = sender.encrypt(encode_text("hello contact"))
     enc = Node("enc", {"v": "2", "type": ciphertext.kind}, ciphertext.serialized)
-    ack = deliver(world, _message(contact.lid, enc), engine.jid)
+    ack, receipt = deliver(world, _message(contact.lid, enc), engine.jid)
     assert (ack.tag, ack.attr("class"), ack.attr("id")) == ("ack", "message", "3EB0AA")
     assert ack.jid("from") == contact.lid
+    assert (receipt.tag, receipt.attr("id"), receipt.attr("type")) == ("receipt", "3EB0AA", "")
+    assert receipt.jid("from") == contact.lid
     (received,) = contact.inbox
     assert (received.sender, received.message_id) == (engine.jid, "3EB0AA")
     assert received.message.text == "hello contact"
@@ -121,6 +123,6 @@ def test_a_message_the_contact_cannot_read_is_still_acked(
 ) -> None:
     contact = world.contact("4915100000001")
     enc = Node("enc", {"v": "2", "type": "pkmsg"}, b"\x33not a prekey message")
-    ack = deliver(world, _message(contact.jid, enc), engine.jid)
+    (ack,) = deliver(world, _message(contact.jid, enc), engine.jid)  # and no receipt
     assert ack.attr("id") == "3EB0AA"  # the server cannot read messages; it acks what it relays
     assert contact.inbox == []

@@ -83,6 +83,8 @@ async def test_the_engine_and_a_contact_hold_a_conversation(
             await bot.command(cmd="send", to=contact.phone, text=f"engine says {turn}")
             sent = await bot.next_event("sent", "send_error")
             assert sent["event"] == "sent", sent
+            delivered = await bot.next_event("receipt")
+            assert (delivered["ids"], delivered["type"]) == ([sent["id"]], "DELIVERED")
             received = contact.inbox[-1]
             assert received.message_id == sent["id"]
             assert received.message.text == f"engine says {turn}"

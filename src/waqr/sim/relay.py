@@ -82,26 +82,33 @@ def prekey_fetch_answer(world: World, request: Node) -> Node:
     return iq_result(request, [Node("list", content=answered)])
 
 
-def deliver(world: World, message: Node, sender: JID) -> Node:
-    """Hand each contact the ciphertext addressed to it; the ``<ack>`` for the sender."""
+def deliver(world: World, message: Node, sender: JID) -> list[Node]:
+    """Hand each contact the ciphertext addressed to it. What goes back to the sender, in order:
+    the server's ``<ack>``, then a delivery ``<receipt>`` if a contact got the text (a contact's
+    phone is always online; the receipt comes from the chat the sender addressed)."""
+    message_id = message.attr("id")
+    to = message.jid("to") or JID.parse(message.attr("to"))
     participants = message.child("participants")
     targets = participants.children if participants else [message]
+    received = False
     for target in targets:
-        jid = target.jid("jid") or message.jid("to")
+        jid = target.jid("jid") or to
         enc = target.child("enc")
-        contact = world.contact_named(jid) if jid is not None else None
+        contact = world.contact_named(jid)
         if contact is None or enc is None or enc.attr("type") not in ("pkmsg", "msg"):
             continue
         kind: CiphertextKind = "pkmsg" if enc.attr("type") == "pkmsg" else "msg"
         try:
-            contact.receive(sender, message.attr("id"), Ciphertext(kind, enc.data))
+            contact.receive(sender, message_id, Ciphertext(kind, enc.data))
         except SignalError as exc:
-            log.warning("contact could not decrypt message %s: %s", message.attr("id"), exc)
-    to = message.jid("to") or JID.parse(message.attr("to"))
-    return Node(
-        "ack",
-        {"class": "message", "id": message.attr("id"), "from": to, "t": str(int(time.time()))},
-    )
+            log.warning("contact could not decrypt message %s: %s", message_id, exc)
+            continue
+        received = True
+    now = str(int(time.time()))
+    replies = [Node("ack", {"class": "message", "id": message_id, "from": to, "t": now})]
+    if received:
+        replies.append(Node("receipt", {"from": to, "id": message_id, "t": now}))
+    return replies
 
 
 class NoDeviceOnline(SimError):

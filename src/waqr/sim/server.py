@@ -270,7 +270,8 @@ class Session:
 
     async def _dispatch(self, node: Node) -> None:
         if node.tag == "message" and self.device_jid is not None:
-            await self.send_node(deliver(self.world, node, self.device_jid))
+            for reply in deliver(self.world, node, self.device_jid):
+                await self.send_node(reply)
             return
         if node.tag != "iq":
             return  # ack, ib, receipt, presence...: nothing to answer (doc §7)
