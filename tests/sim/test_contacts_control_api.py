@@ -120,3 +120,31 @@ async def test_a_contact_lists_what_linked_devices_sent_it(
         {"id": "3EB0A2", "sender": str(device.jid), "text": "second", "quoted_id": None},
     ]
     assert (await api.get("/contacts/4915100000002/messages")).json() == []
+
+
+async def test_a_contact_reads_a_message_and_the_sender_gets_a_read_receipt(
+    api: httpx.AsyncClient, world: World, device: LinkedDevice
+) -> None:
+    contact = world.contact("4915100000001")
+    sender = SessionCipher(ProtocolStore.generate(), "contact")
+    sender.start_session(contact.published.hand_out(0))
+    ciphertext = sender.encrypt(encode_text("please read"))
+    enc = Node("enc", {"v": "2", "type": ciphertext.kind}, ciphertext.serialized)
+    to = Node("to", {"jid": contact.lid}, [enc])
+    deliver(
+        world,
+        Node("message", {"id": "3EB0R1", "to": contact.lid}, [Node("participants", content=[to])]),
+        device.jid,
+    )
+
+    offline = await api.post("/contacts/4915100000001/read", json={"id": "3EB0R1"})
+    assert offline.status_code == 409  # nobody connected to tell
+    session = CapturingSession(device.jid)
+    world.attach(session)  # type: ignore[arg-type]
+    unknown = await api.post("/contacts/4915100000001/read", json={"id": "3EB0XX"})
+    assert unknown.status_code == 404
+    read = await api.post("/contacts/4915100000001/read", json={"id": "3EB0R1"})
+    assert read.status_code == 200, read.text
+    (receipt,) = session.sent
+    assert (receipt.tag, receipt.attr("type"), receipt.attr("id")) == ("receipt", "read", "3EB0R1")
+    assert receipt.jid("from") == contact.lid  # the address the sender used

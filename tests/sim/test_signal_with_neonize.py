@@ -85,6 +85,13 @@ async def test_the_engine_and_a_contact_hold_a_conversation(
             assert sent["event"] == "sent", sent
             delivered = await bot.next_event("receipt")
             assert (delivered["ids"], delivered["type"]) == ([sent["id"]], "DELIVERED")
+            async with httpx.AsyncClient(base_url=simulator.control_url) as api:
+                read = await api.post(
+                    f"/contacts/{contact.phone}/read", json={"id": sent["id"]}, timeout=STEP_TIMEOUT
+                )
+            assert read.status_code == 200, read.text
+            seen = await bot.next_event("receipt")
+            assert (seen["ids"], seen["type"]) == ([sent["id"]], "READ")
             received = contact.inbox[-1]
             assert received.message_id == sent["id"]
             assert received.message.text == f"engine says {turn}"

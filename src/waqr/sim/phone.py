@@ -8,6 +8,7 @@ Routes (JSON):
   POST /contacts/{number}/send {"text": "...", "reply_to": "<message id>" (optional),
                                 "to": "+1555..." (optional: the account, else the default phone)}
   GET  /contacts/{number}/messages   what the contact received from linked devices
+  POST /contacts/{number}/read {"id": "<message id>"}  the contact reads it: a read receipt
   GET  /faults, POST /faults {...}  (see ``faults.py``)
 The API listens on loopback only and carries secrets (QR payloads) in request bodies, never in
 URLs or log lines.
@@ -30,7 +31,7 @@ from waqr.sim.faults import FaultsRequest, FaultsView, apply_faults, faults_view
 from waqr.sim.frontdoor import FrontDoor, FrontDoorFault
 from waqr.sim.node import JID
 from waqr.sim.pairing import QRFormatError, parse_qr
-from waqr.sim.relay import NoDeviceOnline, send_from_contact
+from waqr.sim.relay import NoDeviceOnline, UnknownMessage, mark_read, send_from_contact
 from waqr.sim.signal.contact import Contact
 from waqr.sim.state import (
     LinkedDevice,
@@ -62,6 +63,10 @@ class ContactSendRequest(BaseModel):
     text: str = Field(min_length=1, max_length=65536)
     reply_to: str | None = Field(default=None, min_length=1, max_length=128)
     to: str | None = Field(default=None, max_length=32)
+
+
+class ContactReadRequest(BaseModel):
+    id: str = Field(min_length=1, max_length=128)
 
 
 class ContactSendView(BaseModel):
@@ -189,6 +194,19 @@ def create_control_app(world: World, *, front_door: FrontDoor | None = None) -> 
         except NoDeviceOnline as exc:
             raise HTTPException(409, str(exc)) from exc
         return ContactSendView(id=sent.message_id, delivered_to=[str(j) for j in sent.delivered_to])
+
+    @app.post("/contacts/{number}/read")
+    async def contact_read(
+        number: str, body: ContactReadRequest, world: WorldDep
+    ) -> ContactSendView:
+        contact = _contact(world, number)
+        try:
+            told = await mark_read(world, contact, body.id)
+        except UnknownMessage as exc:
+            raise HTTPException(404, str(exc)) from exc
+        except NoDeviceOnline as exc:
+            raise HTTPException(409, str(exc)) from exc
+        return ContactSendView(id=body.id, delivered_to=[str(j) for j in told])
 
     @app.get("/contacts/{number}/messages")
     async def contact_messages(number: str, world: WorldDep) -> list[ContactMessageView]:

@@ -99,7 +99,7 @@ def deliver(world: World, message: Node, sender: JID) -> list[Node]:
             continue
         kind: CiphertextKind = "pkmsg" if enc.attr("type") == "pkmsg" else "msg"
         try:
-            contact.receive(sender, message_id, Ciphertext(kind, enc.data))
+            contact.receive(sender, message_id, Ciphertext(kind, enc.data), addressed_as=to)
         except SignalError as exc:
             log.warning("contact could not decrypt message %s: %s", message_id, exc)
             continue
@@ -154,3 +154,25 @@ async def send_from_contact(
     if not delivered:
         raise NoDeviceOnline("no linked device of that account is connected with its keys uploaded")
     return SentText(message_id, delivered)
+
+
+class UnknownMessage(SimError):
+    """The contact never received a message with that id."""
+
+
+async def mark_read(world: World, contact: Contact, message_id: str) -> list[JID]:
+    """The contact reads a message: a read receipt to the sender's live connections."""
+    received = contact.received(message_id)
+    if received is None:
+        raise UnknownMessage("the contact received no message with that id")
+    sessions = list(world.sessions_of(received.sender))
+    if not sessions:
+        raise NoDeviceOnline("the device that sent it is not connected")
+    attrs: dict[str, AttrValue] = {
+        "from": received.addressed_as,
+        "id": message_id,
+        "t": str(int(time.time())),
+        "type": "read",
+    }
+    await asyncio.gather(*(s.send_node(Node("receipt", attrs)) for s in sessions))
+    return [received.sender]

@@ -24,11 +24,13 @@ PRIMARY_DEVICE: Final = 0
 
 @dataclass(frozen=True)
 class ReceivedText:
-    """A text that reached the contact: who sent it, under which message id."""
+    """A text that reached the contact: who sent it, under which message id, and the address
+    the sender used for the contact (its phone number or its LID: receipts come from that)."""
 
     sender: JID
     message_id: str
     message: TextMessage
+    addressed_as: JID
 
 
 def _signal_address(jid: JID) -> str:
@@ -90,8 +92,14 @@ class Contact:
         """The text in a ciphertext from ``peer`` (raises ``SignalError`` subclasses)."""
         return decode_text(SessionCipher(self.store, _signal_address(peer)).decrypt(ciphertext))
 
-    def receive(self, peer: JID, message_id: str, ciphertext: Ciphertext) -> ReceivedText:
+    def receive(
+        self, peer: JID, message_id: str, ciphertext: Ciphertext, *, addressed_as: JID | None = None
+    ) -> ReceivedText:
         """Decrypt a message the server relayed and keep it in the inbox."""
-        received = ReceivedText(peer, message_id, self.decrypt(peer, ciphertext))
+        text = self.decrypt(peer, ciphertext)
+        received = ReceivedText(peer, message_id, text, addressed_as or self.jid.bare)
         self.inbox.append(received)
         return received
+
+    def received(self, message_id: str) -> ReceivedText | None:
+        return next((r for r in self.inbox if r.message_id == message_id), None)
