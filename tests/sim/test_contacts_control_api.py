@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
+from tests.sim._relay_helpers import DeviceWriter
 from waqr.sim.node import JID, Node
-from waqr.sim.relay import deliver
-from waqr.sim.signal import Ciphertext, ProtocolStore, SessionCipher, decode_text, encode_text
+from waqr.sim.signal import Ciphertext, ProtocolStore, SessionCipher, decode_text
 from waqr.sim.signal.prekeys import PublishedKeys
 from waqr.sim.state import LinkedDevice, World
 
@@ -103,17 +103,9 @@ async def test_bad_sends_are_refused_with_422(
 async def test_a_contact_lists_what_linked_devices_sent_it(
     api: httpx.AsyncClient, world: World, device: LinkedDevice
 ) -> None:
-    contact = world.contact("4915100000001")
-    sender = SessionCipher(ProtocolStore.generate(), "contact")
-    sender.start_session(contact.published.hand_out(0))
-    for message_id, text in [("3EB0A1", "first"), ("3EB0A2", "second")]:
-        ciphertext = sender.encrypt(encode_text(text))
-        enc = Node("enc", {"v": "2", "type": ciphertext.kind}, ciphertext.serialized)
-        to = Node("to", {"jid": contact.lid}, [enc])
-        message = Node(
-            "message", {"id": message_id, "to": contact.lid}, [Node("participants", content=[to])]
-        )
-        deliver(world, message, device.jid)
+    writer = DeviceWriter(world, world.contact("4915100000001"), device.jid)
+    writer.send("3EB0A1", "first")
+    writer.send("3EB0A2", "second")
     listed = (await api.get("/contacts/4915100000001/messages")).json()
     assert listed == [
         {"id": "3EB0A1", "sender": str(device.jid), "text": "first", "quoted_id": None},
@@ -126,16 +118,7 @@ async def test_a_contact_reads_a_message_and_the_sender_gets_a_read_receipt(
     api: httpx.AsyncClient, world: World, device: LinkedDevice
 ) -> None:
     contact = world.contact("4915100000001")
-    sender = SessionCipher(ProtocolStore.generate(), "contact")
-    sender.start_session(contact.published.hand_out(0))
-    ciphertext = sender.encrypt(encode_text("please read"))
-    enc = Node("enc", {"v": "2", "type": ciphertext.kind}, ciphertext.serialized)
-    to = Node("to", {"jid": contact.lid}, [enc])
-    deliver(
-        world,
-        Node("message", {"id": "3EB0R1", "to": contact.lid}, [Node("participants", content=[to])]),
-        device.jid,
-    )
+    DeviceWriter(world, contact, device.jid).send("3EB0R1", "please read")
 
     offline = await api.post("/contacts/4915100000001/read", json={"id": "3EB0R1"})
     assert offline.status_code == 409  # nobody connected to tell

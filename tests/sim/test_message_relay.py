@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from tests.sim._relay_helpers import DeviceWriter
 from waqr.sim.node import JID, Node
 from waqr.sim.relay import deliver, prekey_fetch_answer, usync_answer
-from waqr.sim.signal import ProtocolStore, SessionCipher, encode_text
+from waqr.sim.signal import ProtocolStore
 from waqr.sim.signal.prekeys import PublishedKeys, parse_bundle_node
 from waqr.sim.state import LinkedDevice, World
 
@@ -104,11 +105,7 @@ def test_a_relayed_message_reaches_the_contact_and_comes_back_delivered(
     world: World, engine: LinkedDevice
 ) -> None:
     contact = world.contact("4915100000001")
-    sender = SessionCipher(ProtocolStore.generate(), "contact")
-    sender.start_session(contact.published.hand_out(0))
-    ciphertext = sender.encrypt(encode_text("hello contact"))
-    enc = Node("enc", {"v": "2", "type": ciphertext.kind}, ciphertext.serialized)
-    ack, receipt = deliver(world, _message(contact.lid, enc), engine.jid)
+    ack, receipt = DeviceWriter(world, contact, engine.jid).send("3EB0AA", "hello contact")
     assert (ack.tag, ack.attr("class"), ack.attr("id")) == ("ack", "message", "3EB0AA")
     assert ack.jid("from") == contact.lid
     assert (receipt.tag, receipt.attr("id"), receipt.attr("type")) == ("receipt", "3EB0AA", "")

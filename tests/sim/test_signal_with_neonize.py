@@ -9,12 +9,14 @@ proof that X3DH, the ratchet, the wire format, the padding and the waE2E protobu
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.sim.test_simulator_with_neonize import STEP_TIMEOUT, pair_by_qr, start_bot
+from tests.sim.test_simulator_with_neonize import STEP_TIMEOUT, Bot, pair_by_qr, start_bot
 from waqr.sim.app import Simulator
 from waqr.sim.node import JID
 from waqr.sim.relay import message_stanza
@@ -24,25 +26,31 @@ from waqr.sim.signal.prekeys import PublishedKeys
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 
-async def _uploaded_keys(simulator: Simulator, jid: JID) -> PublishedKeys:
-    """The prekeys the engine uploaded after it connected (whatsmeow does so at once)."""
-    async with asyncio.timeout(STEP_TIMEOUT):
-        while True:
-            device = simulator.world.device(jid.user, jid.device)
-            if device is not None and device.signal_keys is not None:
-                return device.signal_keys
-            await asyncio.sleep(0.2)
+@contextlib.asynccontextmanager
+async def linked_engine(
+    simulator: Simulator, neonize_path: Path, tmp_path: Path
+) -> AsyncIterator[tuple[Bot, JID, PublishedKeys]]:
+    """A real engine linked by QR, with the prekeys it uploaded after it connected (whatsmeow
+    does so at once); stopped at the end."""
+    store = tmp_path / "bot" / "session.db"
+    store.parent.mkdir()
+    bot = await start_bot(simulator, neonize_path, store, "engine.log")
+    try:
+        engine = JID.parse(await pair_by_qr(simulator, bot))
+        async with asyncio.timeout(STEP_TIMEOUT):
+            while (device := simulator.world.device(engine.user, engine.device)) is None or (
+                device.signal_keys is None
+            ):
+                await asyncio.sleep(0.2)
+        yield bot, engine, device.signal_keys
+    finally:
+        await bot.stop()
 
 
 async def test_the_engine_decrypts_a_contacts_messages(
     simulator: Simulator, neonize_path: Path, tmp_path: Path
 ) -> None:
-    store = tmp_path / "bot" / "session.db"
-    store.parent.mkdir()
-    bot = await start_bot(simulator, neonize_path, store, "signal.log")
-    try:
-        engine = JID.parse(await pair_by_qr(simulator, bot))
-        keys = await _uploaded_keys(simulator, engine)
+    async with linked_engine(simulator, neonize_path, tmp_path) as (bot, engine, keys):
         assert len(keys.one_time) >= 5  # whatsmeow keeps at least MinPreKeyCount on the server
 
         contact = Contact.create("+49 151 1111 2222")
@@ -65,19 +73,12 @@ async def test_the_engine_decrypts_a_contacts_messages(
             assert received["sender"] == f"{contact.phone}@s.whatsapp.net"
             assert received["from_me"] is False
         assert bot.log_lines("ERROR") == []
-    finally:
-        await bot.stop()
 
 
 async def test_the_engine_and_a_contact_hold_a_conversation(
     simulator: Simulator, neonize_path: Path, tmp_path: Path
 ) -> None:
-    store = tmp_path / "bot" / "session.db"
-    store.parent.mkdir()
-    bot = await start_bot(simulator, neonize_path, store, "conversation.log")
-    try:
-        engine = JID.parse(await pair_by_qr(simulator, bot))
-        await _uploaded_keys(simulator, engine)
+    async with linked_engine(simulator, neonize_path, tmp_path) as (bot, engine, _):
         contact = simulator.world.contact("+49 151 3333 4444")
         for turn in range(3):  # each turn is a ratchet step on both sides
             await bot.command(cmd="send", to=contact.phone, text=f"engine says {turn}")
@@ -112,5 +113,3 @@ async def test_the_engine_and_a_contact_hold_a_conversation(
             state = contact.store.sessions[f"{engine.user}:{engine.device}"].current
             assert state is not None and state.pending_pre_key is None
         assert len(contact.inbox) == 3
-    finally:
-        await bot.stop()
