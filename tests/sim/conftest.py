@@ -1,7 +1,9 @@
-"""Fixtures for the simulator's tests: a world, a server identity, and in-memory connections."""
+"""Fixtures for the simulator's tests: a world, a server identity, in-memory connections, and a
+whole simulator with the neonize copy that trusts it (for the tests with the real engine)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -9,6 +11,7 @@ import httpx
 import pytest
 
 from tests.sim.fake_wa_client import ConnectFactory, in_memory_server
+from waqr.sim.app import Simulator, patched_neonize
 from waqr.sim.certs import ServerIdentity, load_or_create_root
 from waqr.sim.phone import create_control_app
 from waqr.sim.state import World
@@ -37,3 +40,18 @@ async def api(world: World) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=create_control_app(world))
     async with httpx.AsyncClient(transport=transport, base_url="http://sim") as client:
         yield client
+
+
+@pytest.fixture
+async def simulator(tmp_path: Path) -> AsyncIterator[Simulator]:
+    """A running simulator. After pairing it lingers instead of dropping the socket: the bare
+    client that loses the race against the 515 never redials (test_simulator_with_neonize.py)."""
+    async with Simulator(tmp_path / "sim") as sim:
+        sim.world.faults.after_pair = "linger"
+        yield sim
+
+
+@pytest.fixture
+async def neonize_path(simulator: Simulator) -> Path:
+    """A neonize copy whose Noise root key is the simulator's."""
+    return await asyncio.to_thread(patched_neonize, simulator)

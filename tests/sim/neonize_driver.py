@@ -3,7 +3,8 @@
 Run as ``python neonize_driver.py STORE PROXY_URL [pair-code PHONE]`` with ``SSL_CERT_FILE`` and a
 ``PYTHONPATH`` holding a neonize patched to trust the simulator. It never runs in the pytest
 process: neonize's Go side can abort the process that hosts it.
-Each stdout line is one JSON object: {"event": name, ...}.
+Each stdout line is one JSON object: {"event": name, ...}. Commands come on stdin (see
+``follow_commands``); a driver whose stdin is not a pipe simply takes none.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ async def run(store: str, proxy: str, pair_phone: str | None) -> None:
     from neonize._binder import ProxySettings
     from neonize.aioze import events as ev
     from neonize.aioze.client import NewAClient
+    from neonize.events import UndecryptableMessageEv
 
     client = NewAClient(store)
 
@@ -67,11 +69,34 @@ async def run(store: str, proxy: str, pair_phone: str | None) -> None:
     async def on_stream_error(_: Any, message: Any) -> None:
         emit("stream_error", code=message.Code)
 
+    @client.event(ev.MessageEv)
+    async def on_message(_: Any, message: Any) -> None:
+        source, content = message.Info.MessageSource, message.Message
+        extended = content.extendedTextMessage
+        emit(
+            "message",
+            id=message.Info.ID,
+            sender=f"{source.Sender.User}@{source.Sender.Server}",
+            from_me=bool(source.IsFromMe),
+            text=content.conversation or extended.text,
+            quoted_id=extended.contextInfo.stanzaID,
+        )
+
+    @client.event(ev.ReceiptEv)
+    async def on_receipt(_: Any, receipt: Any) -> None:
+        kind = ev.ReceiptEv.ReceiptType.Name(receipt.Type)
+        emit("receipt", ids=list(receipt.MessageIDs), type=kind)
+
+    @client.event(UndecryptableMessageEv)
+    async def on_undecryptable(_: Any, message: Any) -> None:
+        emit("undecryptable", id=message.Info.ID, reason=str(message.DecryptFailMode))
+
     @client.event(ev.KeepAliveTimeoutEv)
     async def on_keepalive(_: Any, message: Any) -> None:
         emit("keepalive_timeout", errors=int(message.ErrorCount))
 
     task = await client.connect(ProxySettings(proxy_address=proxy))
+    commands = asyncio.create_task(follow_commands(client))  # held until the driver exits
     if pair_phone:
         for _ in range(100):  # wait for the registration connection before asking for a code
             await asyncio.sleep(0.1)
@@ -85,6 +110,22 @@ async def run(store: str, proxy: str, pair_phone: str | None) -> None:
         else:
             emit("pair_code_error", error=last)
     await task
+    commands.cancel()
+
+
+async def follow_commands(client: Any) -> None:
+    """Commands on stdin, one JSON object a line: {"cmd": "send", "to": phone, "text": ...}."""
+    while line := await asyncio.to_thread(sys.stdin.readline):
+        command = json.loads(line)
+        if command.get("cmd") != "send":
+            emit("command_error", error=f"unknown command {command.get('cmd')!r}")
+            continue
+        try:
+            response = await client.send_message(command["to"], command["text"])
+        except Exception as exc:  # neonize raises its own error types
+            emit("send_error", error=str(exc))
+        else:
+            emit("sent", id=response.ID)
 
 
 async def _emit_async(name: str) -> None:

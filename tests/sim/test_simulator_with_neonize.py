@@ -6,7 +6,8 @@ reaches the client as LoggedOut. The client runs with only its Noise root key pa
 The driver is the bare client, with none of the bot's recovery: where WhatsApp drops the socket
 right after the 515 (``after_pair="close"``, the default) the bare client sometimes handles the
 close first and never redials (whatsmeow pair.go calls expectDisconnect() before replying). So
-these tests let the client close first (``linger``), except the one about that very race.
+these tests let the client close first (``linger``, set by the ``simulator`` fixture in
+conftest.py), except the one about that very race.
 """
 
 from __future__ import annotations
@@ -15,14 +16,13 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from waqr.sim.app import Simulator, patched_neonize
+from waqr.sim.app import Simulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -63,6 +63,12 @@ class Bot:
                     return event
                 self.backlog.append(event)
 
+    async def command(self, **fields: Any) -> None:
+        """Send the driver a command (neonize_driver.follow_commands)."""
+        assert self.process.stdin is not None
+        self.process.stdin.write((json.dumps(fields) + "\n").encode())
+        await self.process.stdin.drain()
+
     async def stop(self) -> None:
         if self.process.returncode is None:
             self.process.terminate()
@@ -75,18 +81,6 @@ class Bot:
 
     def log_lines(self, level: str) -> list[str]:
         return [line for line in self.log_path.read_text().splitlines() if level in line]
-
-
-@pytest.fixture
-async def simulator(tmp_path: Path) -> AsyncIterator[Simulator]:
-    async with Simulator(tmp_path / "sim") as sim:
-        sim.world.faults.after_pair = "linger"  # see the module docstring
-        yield sim
-
-
-@pytest.fixture
-async def neonize_path(simulator: Simulator) -> Path:
-    return await asyncio.to_thread(patched_neonize, simulator)
 
 
 async def start_bot(
@@ -103,6 +97,7 @@ async def start_bot(
             str(store),
             simulator.proxy_url,
             *extra,
+            stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=stderr,
             env=env,

@@ -17,6 +17,8 @@ Modules, bottom up:
   server        one client connection: handshake, login, logout; iqs: its answers to iqs
   registration  a new device: pair-device refs, pair-success, restart; linkcode: by code
   tls, frontdoor, rootkey   the network front door and the root-key-patched neonize copy
+  signal        the Signal protocol as WhatsApp's libsignal speaks it, and simulated contacts
+  relay         device lists, prekey bundles and message relay between a linked device and contacts
   faults        the JSON shapes of GET/POST /faults and how they change the world
   phone         HTTP control API (scan a QR, type a code, log a device out, set faults)
   app           ``Simulator``: front door + server + control API, and the ``waqr sim`` entry point

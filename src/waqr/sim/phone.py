@@ -5,6 +5,10 @@ Routes (JSON):
   POST /phone/pair-code {"code": "ABCD-EFGH", "phone": "+1555..." (optional)}
   POST /phone/logout    {"jid": "15550001111:1@s.whatsapp.net"}
   GET  /devices
+  POST /contacts/{number}/send {"text": "...", "reply_to": "<message id>" (optional),
+                                "to": "+1555..." (optional: the account, else the default phone)}
+  GET  /contacts/{number}/messages   what the contact received from linked devices
+  POST /contacts/{number}/read {"id": "<message id>"}  the contact reads it: a read receipt
   GET  /faults, POST /faults {...}  (see ``faults.py``)
 The API listens on loopback only and carries secrets (QR payloads) in request bodies, never in
 URLs or log lines.
@@ -27,6 +31,8 @@ from waqr.sim.faults import FaultsRequest, FaultsView, apply_faults, faults_view
 from waqr.sim.frontdoor import FrontDoor, FrontDoorFault
 from waqr.sim.node import JID
 from waqr.sim.pairing import QRFormatError, parse_qr
+from waqr.sim.relay import NoDeviceOnline, UnknownMessage, mark_read, send_from_contact
+from waqr.sim.signal.contact import Contact
 from waqr.sim.state import (
     LinkedDevice,
     PairingFailedError,
@@ -53,6 +59,28 @@ class LogoutRequest(BaseModel):
     jid: str = Field(min_length=3, max_length=128)
 
 
+class ContactSendRequest(BaseModel):
+    text: str = Field(min_length=1, max_length=65536)
+    reply_to: str | None = Field(default=None, min_length=1, max_length=128)
+    to: str | None = Field(default=None, max_length=32)
+
+
+class ContactReadRequest(BaseModel):
+    id: str = Field(min_length=1, max_length=128)
+
+
+class ContactSendView(BaseModel):
+    id: str
+    delivered_to: list[str]
+
+
+class ContactMessageView(BaseModel):
+    id: str
+    sender: str
+    text: str
+    quoted_id: str | None
+
+
 class DeviceView(BaseModel):
     jid: str
     lid: str
@@ -72,6 +100,13 @@ def _device_view(world: World, device: LinkedDevice) -> DeviceView:
         connected=connected,
         app_version=device.app_version,
     )
+
+
+def _contact(world: World, number: str) -> Contact:
+    try:
+        return world.contact(number)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
 
 
 def get_world(request: Request) -> World:
@@ -146,6 +181,46 @@ def create_control_app(world: World, *, front_door: FrontDoor | None = None) -> 
     @app.get("/devices")
     async def devices(world: WorldDep) -> list[DeviceView]:
         return [_device_view(world, d) for d in world.devices.values()]
+
+    @app.post("/contacts/{number}/send")
+    async def contact_send(
+        number: str, body: ContactSendRequest, world: WorldDep
+    ) -> ContactSendView:
+        contact = _contact(world, number)
+        with _as_http_errors():
+            account = world.phone(body.to).number
+        try:
+            sent = await send_from_contact(
+                world, contact, account, body.text, quoted_id=body.reply_to
+            )
+        except NoDeviceOnline as exc:
+            raise HTTPException(409, str(exc)) from exc
+        return ContactSendView(id=sent.message_id, delivered_to=[str(j) for j in sent.delivered_to])
+
+    @app.post("/contacts/{number}/read")
+    async def contact_read(
+        number: str, body: ContactReadRequest, world: WorldDep
+    ) -> ContactSendView:
+        contact = _contact(world, number)
+        try:
+            told = await mark_read(world, contact, body.id)
+        except UnknownMessage as exc:
+            raise HTTPException(404, str(exc)) from exc
+        except NoDeviceOnline as exc:
+            raise HTTPException(409, str(exc)) from exc
+        return ContactSendView(id=body.id, delivered_to=[str(j) for j in told])
+
+    @app.get("/contacts/{number}/messages")
+    async def contact_messages(number: str, world: WorldDep) -> list[ContactMessageView]:
+        return [
+            ContactMessageView(
+                id=received.message_id,
+                sender=str(received.sender),
+                text=received.message.text,
+                quoted_id=received.message.quoted_id,
+            )
+            for received in _contact(world, number).inbox
+        ]
 
     @app.get("/faults")
     async def faults(world: WorldDep) -> FaultsView:

@@ -33,6 +33,7 @@ if _PROTO_DIR not in sys.path:
 from waAdv import WAAdv_pb2 as _adv  # noqa: E402
 from waCert import WACert_pb2 as _cert  # noqa: E402
 from waCompanionReg import WACompanionReg_pb2 as _companion_reg  # noqa: E402
+from waE2E import WAWebProtobufsE2E_pb2 as _e2e  # noqa: E402
 from waWa6 import WAWebProtobufsWa6_pb2 as _wa6  # noqa: E402
 
 # The generated classes carry no types usable under mypy --strict, hence Any.
@@ -46,6 +47,7 @@ ADV_E2EE: int = _adv.E2EE
 ADV_HOSTED: int = _adv.HOSTED
 DeviceProps: Any = _companion_reg.DeviceProps
 ClientPairingProps: Any = _companion_reg.ClientPairingProps
+Message: Any = _e2e.Message
 
 __all__ = [
     "ADV_E2EE",
@@ -58,5 +60,6 @@ __all__ = [
     "ClientPayload",
     "DeviceProps",
     "HandshakeMessage",
+    "Message",
     "neonize_proto_dir",
 ]

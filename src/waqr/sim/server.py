@@ -27,6 +27,7 @@ from waqr.sim.iqs import ClientIqs
 from waqr.sim.node import JID, iq_error
 from waqr.sim.noise import INTRO_HEADER, NoiseError, ServerHandshake, TransportCipher
 from waqr.sim.registration import Registration
+from waqr.sim.relay import deliver
 from waqr.sim.state import LinkedDevice, Refusal, SessionKind, World
 
 log = logging.getLogger("waqr.sim.server")
@@ -272,6 +273,10 @@ class Session:
                 await self._dispatch(unpack_frame(plaintext))
 
     async def _dispatch(self, node: Node) -> None:
+        if node.tag == "message" and self.device_jid is not None:
+            for reply in deliver(self.world, node, self.device_jid):
+                await self.send_node(reply)
+            return
         if node.tag != "iq":
             return  # ack, ib, receipt, presence...: nothing to answer (doc §7)
         iq_type = node.attr("type")

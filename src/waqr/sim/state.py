@@ -21,6 +21,8 @@ from waqr.sim.blackhole import BlackHole, BlackHoleSettings
 from waqr.sim.chaos import Chaos, Sleep
 from waqr.sim.node import DEFAULT_SERVER, JID, Node
 from waqr.sim.pairing import QRPayload
+from waqr.sim.signal.contact import Contact
+from waqr.sim.signal.prekeys import PublishedKeys
 from waqr.sim.xeddsa import SigningKey
 
 SessionKind = Literal["handshake", "registration", "login"]
@@ -75,6 +77,8 @@ class LiveSession(Protocol):
 
     async def drop(self) -> None: ...
 
+    async def send_node(self, node: Node) -> None: ...
+
     def replace(self) -> None: ...
 
 
@@ -107,6 +111,7 @@ class LinkedDevice:
     linked_at: float = field(default_factory=time.time)
     prekey_count: int = 0  # one-time prekeys the device has uploaded (doc §7)
     app_version: str = ""  # the WhatsApp Web version its last ClientPayload announced
+    signal_keys: PublishedKeys | None = field(default=None, repr=False)  # its last upload
 
     @property
     def jid(self) -> JID:
@@ -188,6 +193,7 @@ class World:
         self.sleep = sleep  # the clock of timed faults (black holes); tests pass a fake one
         self.phones: dict[str, Phone] = {}
         self.devices: dict[tuple[str, int], LinkedDevice] = {}
+        self.contacts: dict[str, Contact] = {}  # other WhatsApp users, by phone number
         self.sessions: dict[int, LiveSession] = {}
         self.faults = FaultPlan()
         self._offered_refs: dict[str, Pairable] = {}
@@ -204,6 +210,30 @@ class World:
         if digits not in self.phones:
             self.phones[digits] = Phone(digits, _random_digits(15), SigningKey.generate())
         return self.phones[digits]
+
+    def contact(self, number: str) -> Contact:
+        """The simulated contact with this number, created on first use."""
+        digits = "".join(c for c in number if c.isdigit())
+        if digits not in self.contacts:
+            self.contacts[digits] = Contact.create(digits)
+        return self.contacts[digits]
+
+    def contact_named(self, jid: JID) -> Contact | None:
+        """The contact a JID names, by phone number or LID."""
+        return next((c for c in self.contacts.values() if c.is_user(jid)), None)
+
+    def device_named(self, jid: JID) -> LinkedDevice | None:
+        """The linked device a JID names, by phone number or LID (with its device number)."""
+        if jid.server == "lid":
+            return next(
+                (
+                    d
+                    for d in self.devices.values()
+                    if (d.lid_user, d.device) == (jid.user, jid.device)
+                ),
+                None,
+            )
+        return self.device(jid.user, jid.device)
 
     def link(self, device: LinkedDevice) -> None:
         self.devices[(device.number, device.device)] = device
