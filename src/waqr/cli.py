@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from waqr import __version__
 from waqr.errors import ConfigError, DataDirLocked
@@ -85,7 +86,8 @@ def _settings_for(args: argparse.Namespace) -> Settings:
     return load_settings(overrides)
 
 
-async def _serve(app: object, host: str, port: int) -> None:
+async def _serve(app: object, host: str, port: int, tls: tuple[Path, Path] | None = None) -> None:
+    """Serve ``app``; with ``tls`` (certificate, key) HTTPS only."""
     import uvicorn
 
     config = uvicorn.Config(
@@ -98,6 +100,8 @@ async def _serve(app: object, host: str, port: int) -> None:
         # address before the app sees it; the bridge decides that itself (WAQR_TRUSTED_PROXIES).
         proxy_headers=False,
         timeout_graceful_shutdown=10,
+        ssl_certfile=str(tls[0]) if tls else None,
+        ssl_keyfile=str(tls[1]) if tls else None,
     )
     await uvicorn.Server(config).serve()
 
@@ -132,8 +136,10 @@ def run_bot(settings: Settings) -> int:
         port=settings.bot_port,
         data_dir=str(settings.data_dir),
         proxy="configured" if settings.wa_proxy else "none",
+        tls=settings.bot_tls is not None,
     )
-    asyncio.run(_serve(create_app(registry), settings.bot_host, settings.bot_port))
+    app = create_app(registry)
+    asyncio.run(_serve(app, settings.bot_host, settings.bot_port, settings.bot_tls))
     return 0
 
 
@@ -153,8 +159,10 @@ def run_api(settings: Settings) -> int:
         port=settings.api_port,
         bot_url=settings.bot_url,
         cache="redis" if settings.redis_url else "memory",
+        tls=settings.api_tls is not None,
     )
-    asyncio.run(_serve(create_app(settings), settings.api_host, settings.api_port))
+    app = create_app(settings)
+    asyncio.run(_serve(app, settings.api_host, settings.api_port, settings.api_tls))
     return 0
 
 
@@ -184,7 +192,11 @@ def run_up(settings: Settings) -> int:
     if not settings.bot_token:
         # The bot answers only its own bridge, even on loopback (other local users).
         settings = settings.model_copy(update={"bot_token": secrets.token_urlsafe(32)})
-    bot_url = f"http://{settings.bot_host}:{settings.bot_port}"
+    from waqr.bridge.botclient import bot_tls_context
+
+    scheme = "https" if settings.bot_tls else "http"
+    bot_url = f"{scheme}://{settings.bot_host}:{settings.bot_port}"
+    verify = bot_tls_context(settings.bot_ca_file)
     env = {
         **os.environ,
         "WAQR_BOT_HOST": settings.bot_host,
@@ -200,7 +212,7 @@ def run_up(settings: Settings) -> int:
                 print("waqr: the bot did not start (see its log above)", file=sys.stderr)
                 return 1
             try:
-                if httpx.get(bot_url + "/health", timeout=1).status_code == 200:
+                if httpx.get(bot_url + "/health", timeout=1, verify=verify).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
@@ -243,8 +255,6 @@ def run_up(settings: Settings) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "sim":
-        from pathlib import Path
-
         from waqr.sim.app import main as run_sim
 
         logging.basicConfig(level=logging.INFO)

@@ -51,6 +51,7 @@ class Bridge:
             pair_timeout=settings.bot_pair_timeout,
             logout_timeout=settings.bot_logout_timeout,
             token=settings.bot_token.split(",", 1)[0] if settings.bot_token else None,
+            ca_file=settings.bot_ca_file,
         )
         self.cache: QrCache = make_cache(settings.redis_url)
         self.relay = EventRelay(self.bot, self.cache)
