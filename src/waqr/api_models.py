@@ -10,7 +10,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field, field_validator
 
 from waqr.errors import InvalidPhoneNumber
-from waqr.phone import parse_e164
+from waqr.phone import PHONE_PATTERN, parse_e164
 
 
 class PairCodeRequest(BaseModel):
@@ -19,8 +19,12 @@ class PairCodeRequest(BaseModel):
 
     phone: str = Field(
         max_length=32,
-        description="The WhatsApp account's number in international form.",
+        description="The WhatsApp account's number in international form: '+', the country "
+        "code and number, 8 to 15 ASCII digits in all; spaces, dots, dashes and brackets "
+        "between them are ignored. Anything else is 422 invalid_request.",
         examples=["+4915112345678"],
+        # Documented, not enforced by pydantic: parse_e164 says what exactly is wrong.
+        json_schema_extra={"pattern": PHONE_PATTERN},
     )
 
     @field_validator("phone")
