@@ -7,6 +7,8 @@ sides validate the same input the same way.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field, field_validator
 
 from waqr.errors import InvalidPhoneNumber
@@ -42,3 +44,21 @@ class ErrorBody(BaseModel):
 
     error: str = Field(description="A stable, machine-readable code.", examples=["bot_timeout"])
     detail: str = Field(description="What went wrong, in plain words.")
+
+
+# Why each error status is answered, and an example body: an OpenAPI ``responses`` table.
+ErrorTable = dict[int, tuple[str, dict[str, Any]]]
+
+
+def error_responses(table: ErrorTable, *statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for ``statuses``, each an ErrorBody with its example.
+    Naming 422 here also keeps FastAPI from documenting its own HTTPValidationError body,
+    which waqr never answers (waqr.http_errors flattens it into an ErrorBody)."""
+    return {
+        status: {
+            "model": ErrorBody,
+            "description": table[status][0],
+            "content": {"application/json": {"example": table[status][1]}},
+        }
+        for status in sorted(statuses)
+    }

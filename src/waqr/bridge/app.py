@@ -223,7 +223,7 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
         async with audited(request, "logout"):
             return await _bridge(request).bot.logout()
 
-    @admin.post("/pair-code", responses=examples.ok(examples.PAIR_CODE, also=(409, 422)))
+    @admin.post("/pair-code", responses=examples.ok(examples.PAIR_CODE, also=(400, 409, 422)))
     async def pair_code(request: Request, body: PairCodeRequest) -> dict[str, Any]:
         """Link by phone number: returns the 8-character code to type on the phone."""
         async with audited(request, "pair_code"):
