@@ -68,12 +68,16 @@ class Bridge:
             self.metrics.bot_errors.labels(kind=type(exc).__name__).inc()
             raise
         self.metrics.bot_connected.set(1 if body.get("connected") else 0)
-        cache = self.cache.health()
+        cache = await self.cache.health()
         self.metrics.cache_degraded.set(1 if cache == "degraded" else 0)
         body["cache"] = cache
         body["bridge"] = {
             "pushConnected": self.relay.connected,
-            "keepalive": {"leader": self.keepalive.is_leader, **self.keepalive.last},
+            "keepalive": {
+                "leader": self.keepalive.is_leader,
+                "lock": self.keepalive.lock.value,
+                **self.keepalive.last,
+            },
         }
         return body
 

@@ -26,7 +26,7 @@ STATUS: dict[str, Any] = {
     "retrying": False,
     "nextRetryAt": None,
     "cache": "ok",
-    "bridge": {"pushConnected": True, "keepalive": {"leader": True}},
+    "bridge": {"pushConnected": True, "keepalive": {"leader": True, "lock": "held"}},
 }
 QR: dict[str, Any] = {
     "status": "qr_ready",
