@@ -221,14 +221,15 @@ def run_up(settings: Settings) -> int:
                 return 1
             time.sleep(0.2)
         shown = "localhost" if settings.api_host in ("0.0.0.0", "::") else settings.api_host
-        api_url = f"http://{shown}:{settings.api_port}"
+        api_scheme = "https" if settings.api_tls else "http"
+        api_url = f"{api_scheme}://{shown}:{settings.api_port}"
         from waqr.ui.launch import spawn_ui
 
         ui = spawn_ui(
             settings.ui_host,
             settings.ui_port,
             {
-                "WA_QR_API_URL": f"http://127.0.0.1:{settings.api_port}",
+                "WA_QR_API_URL": f"{api_scheme}://127.0.0.1:{settings.api_port}",
                 "WA_QR_BRIDGE_TOKEN": token,
             },
         )
