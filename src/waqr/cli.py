@@ -106,6 +106,36 @@ async def _serve(app: object, host: str, port: int, tls: tuple[Path, Path] | Non
     await uvicorn.Server(config).serve()
 
 
+def _check_tls(tls: tuple[Path, Path] | None, server: str) -> None:
+    """Load the certificate and key now, so a wrong file is one line naming the variables
+    rather than uvicorn's traceback."""
+    import ssl
+
+    if tls is None:
+        return
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(tls[0], tls[1])
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(
+            f"WAQR_{server}_TLS_CERT/WAQR_{server}_TLS_KEY cannot be used ({exc.strerror or exc}):"
+            " they must be a PEM certificate (chain) and its unencrypted PEM private key"
+        ) from None
+
+
+def _check_ca_file(settings: Settings) -> None:
+    import ssl
+
+    from waqr.bridge.botclient import bot_tls_context
+
+    try:
+        bot_tls_context(settings.bot_ca_file)
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(
+            f"WAQR_BOT_CA_FILE cannot be used ({exc.strerror or exc}): it must hold PEM CA "
+            "certificates"
+        ) from None
+
+
 def _is_loopback(host: str) -> bool:
     import ipaddress
 
@@ -127,6 +157,7 @@ def run_bot(settings: Settings) -> int:
             "the bot could scan its QR or log it out. Set WAQR_BOT_TOKEN (and the same on the "
             "bridge), or keep the bot on 127.0.0.1."
         )
+    _check_tls(settings.bot_tls, "BOT")
     registry = SessionRegistry(settings)
     registry.open()
     log_event(
@@ -152,6 +183,8 @@ def run_api(settings: Settings) -> int:
             "Set one of at least 32 characters (python -c 'import secrets; "
             "print(secrets.token_urlsafe(32))'), or use `waqr up`, which generates one."
         )
+    _check_tls(settings.api_tls, "API")
+    _check_ca_file(settings)
     log_event(
         log,
         "bridge starting",

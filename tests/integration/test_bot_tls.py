@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import os
 import ssl
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +24,7 @@ from cryptography.x509.oid import NameOID
 
 from tests.integration.test_bot_auth import BOT_TOKEN
 from tests.integration.test_bridge import BEARER, REFUSED, running_bridge
-from tests.procs import MisbehavingProxy, ServiceProcess, running_bot
+from tests.procs import MisbehavingProxy, ServiceProcess, free_port, running_bot
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -247,3 +250,35 @@ def test_a_bridge_speaking_https_to_a_plain_bot_says_tls_failed(
         refused = bridge.get("/admin/wa/status", headers=BEARER)
     assert refused.status_code == 502, refused.text
     assert refused.json()["error"] == "bot_tls_failed"
+
+
+@pytest.mark.parametrize(
+    ("command", "variables", "says"),
+    [
+        ("bot", ("WAQR_BOT_TLS_CERT", "WAQR_BOT_TLS_KEY"), "WAQR_BOT_TLS_CERT/WAQR_BOT_TLS_KEY"),
+        ("api", ("WAQR_API_TLS_CERT", "WAQR_API_TLS_KEY"), "WAQR_API_TLS_CERT/WAQR_API_TLS_KEY"),
+        ("api", ("WAQR_BOT_CA_FILE",), "WAQR_BOT_CA_FILE cannot be used"),
+    ],
+)
+def test_a_file_that_is_not_pem_stops_start_up_in_one_line(
+    tmp_path: Path, command: str, variables: tuple[str, ...], says: str
+) -> None:
+    not_pem = tmp_path / "not.pem"
+    not_pem.write_text("not a certificate\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WAQR_")}
+    env.update(
+        WAQR_DATA_DIR=str(tmp_path / "data"),
+        WAQR_BOT_PORT=str(free_port()),
+        WAQR_API_PORT=str(free_port()),
+        WA_QR_BRIDGE_TOKEN=BEARER["Authorization"].removeprefix("Bearer "),
+        WA_PROXY="http://127.0.0.1:9",
+        **dict.fromkeys(variables, str(not_pem)),
+    )
+    refused = subprocess.run(
+        [sys.executable, "-m", "waqr.cli", command], env=env, capture_output=True, timeout=30
+    )
+    assert refused.returncode == 2
+    message = refused.stderr.decode()
+    assert says in message
+    assert message.count("\n") == 1
+    assert "Traceback" not in message
