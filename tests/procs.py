@@ -8,6 +8,7 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -48,10 +49,13 @@ class ServiceProcess:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    # For a service with a TLS certificate: "https", and what its certificate is checked with.
+    scheme: str = "http"
+    verify: ssl.SSLContext | bool = True
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def start(self, *, wait: bool = True) -> ServiceProcess:
         port_var = {"bot": "WAQR_BOT_PORT", "api": "WAQR_API_PORT"}[self.command]
@@ -80,10 +84,10 @@ class ServiceProcess:
         return self
 
     def get(self, path: str, **kw: Any) -> httpx.Response:
-        return httpx.get(self.url + path, timeout=10, **kw)
+        return httpx.get(self.url + path, timeout=10, verify=self.verify, **kw)
 
     def post(self, path: str, **kw: Any) -> httpx.Response:
-        return httpx.post(self.url + path, timeout=30, **kw)
+        return httpx.post(self.url + path, timeout=30, verify=self.verify, **kw)
 
     def status(self) -> dict[str, Any]:
         body: dict[str, Any] = self.get("/status").json()

@@ -7,10 +7,12 @@ sides validate the same input the same way.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field, field_validator
 
 from waqr.errors import InvalidPhoneNumber
-from waqr.phone import parse_e164
+from waqr.phone import PHONE_PATTERN, parse_e164
 
 
 class PairCodeRequest(BaseModel):
@@ -19,8 +21,12 @@ class PairCodeRequest(BaseModel):
 
     phone: str = Field(
         max_length=32,
-        description="The WhatsApp account's number in international form.",
+        description="The WhatsApp account's number in international form: '+', the country "
+        "code and number, 8 to 15 ASCII digits in all; spaces, dots, dashes and brackets "
+        "between them are ignored. Anything else is 422 invalid_request.",
         examples=["+4915112345678"],
+        # Documented, not enforced by pydantic: parse_e164 says what exactly is wrong.
+        json_schema_extra={"pattern": PHONE_PATTERN},
     )
 
     @field_validator("phone")
@@ -38,3 +44,21 @@ class ErrorBody(BaseModel):
 
     error: str = Field(description="A stable, machine-readable code.", examples=["bot_timeout"])
     detail: str = Field(description="What went wrong, in plain words.")
+
+
+# Why each error status is answered, and an example body: an OpenAPI ``responses`` table.
+ErrorTable = dict[int, tuple[str, dict[str, Any]]]
+
+
+def error_responses(table: ErrorTable, *statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for ``statuses``, each an ErrorBody with its example.
+    Naming 422 here also keeps FastAPI from documenting its own HTTPValidationError body,
+    which waqr never answers (waqr.http_errors flattens it into an ErrorBody)."""
+    return {
+        status: {
+            "model": ErrorBody,
+            "description": table[status][0],
+            "content": {"application/json": {"example": table[status][1]}},
+        }
+        for status in sorted(statuses)
+    }

@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Coroutine, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from waqr import __version__
@@ -123,7 +124,10 @@ def _settings_for(args: argparse.Namespace) -> Settings:
     return load_settings(overrides)
 
 
-def uvicorn_config(app: object, host: str, port: int) -> uvicorn.Config:
+def uvicorn_config(
+    app: object, host: str, port: int, tls: tuple[Path, Path] | None = None
+) -> uvicorn.Config:
+    """uvicorn's configuration for a waqr service; with ``tls`` (certificate, key) HTTPS only."""
     import uvicorn
 
     return uvicorn.Config(
@@ -136,13 +140,15 @@ def uvicorn_config(app: object, host: str, port: int) -> uvicorn.Config:
         # address before the app sees it; the bridge decides that itself (WAQR_TRUSTED_PROXIES).
         proxy_headers=False,
         timeout_graceful_shutdown=10,
+        ssl_certfile=str(tls[0]) if tls else None,
+        ssl_keyfile=str(tls[1]) if tls else None,
     )
 
 
-async def _serve(app: object, host: str, port: int) -> None:
+async def _serve(app: object, host: str, port: int, tls: tuple[Path, Path] | None = None) -> None:
     import uvicorn
 
-    await uvicorn.Server(uvicorn_config(app, host, port)).serve()
+    await uvicorn.Server(uvicorn_config(app, host, port, tls)).serve()
 
 
 def run_loop(main: Coroutine[Any, Any, None]) -> None:
@@ -155,6 +161,36 @@ def run_loop(main: Coroutine[Any, Any, None]) -> None:
         return
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(main)
+
+
+def _check_tls(tls: tuple[Path, Path] | None, server: str) -> None:
+    """Load the certificate and key now, so a wrong file is one line naming the variables
+    rather than uvicorn's traceback."""
+    import ssl
+
+    if tls is None:
+        return
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(tls[0], tls[1])
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(
+            f"WAQR_{server}_TLS_CERT/WAQR_{server}_TLS_KEY cannot be used ({exc.strerror or exc}):"
+            " they must be a PEM certificate (chain) and its unencrypted PEM private key"
+        ) from None
+
+
+def _check_ca_file(settings: Settings) -> None:
+    import ssl
+
+    from waqr.bridge.botclient import bot_tls_context
+
+    try:
+        bot_tls_context(settings.bot_ca_file)
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(
+            f"WAQR_BOT_CA_FILE cannot be used ({exc.strerror or exc}): it must hold PEM CA "
+            "certificates"
+        ) from None
 
 
 def _is_loopback(host: str) -> bool:
@@ -178,6 +214,7 @@ def run_bot(settings: Settings) -> int:
             "the bot could scan its QR or log it out. Set WAQR_BOT_TOKEN (and the same on the "
             "bridge), or keep the bot on 127.0.0.1."
         )
+    _check_tls(settings.bot_tls, "BOT")
     registry = SessionRegistry(settings)
     registry.open()
     log_event(
@@ -187,8 +224,9 @@ def run_bot(settings: Settings) -> int:
         port=settings.bot_port,
         data_dir=str(settings.data_dir),
         proxy="configured" if settings.wa_proxy else "none",
+        tls=settings.bot_tls is not None,
     )
-    run_loop(_serve(create_app(registry), settings.bot_host, settings.bot_port))
+    run_loop(_serve(create_app(registry), settings.bot_host, settings.bot_port, settings.bot_tls))
     return 0
 
 
@@ -201,6 +239,8 @@ def run_api(settings: Settings) -> int:
             "Set one of at least 32 characters (python -c 'import secrets; "
             "print(secrets.token_urlsafe(32))'), or use `waqr up`, which generates one."
         )
+    _check_tls(settings.api_tls, "API")
+    _check_ca_file(settings)
     log_event(
         log,
         "bridge starting",
@@ -209,6 +249,7 @@ def run_api(settings: Settings) -> int:
         bot_url=settings.bot_url,
         cache="redis" if settings.redis_url else "memory",
         workers=settings.api_workers,
+        tls=settings.api_tls is not None,
     )
     if settings.api_workers > 1:
         import uvicorn
@@ -231,9 +272,12 @@ def run_api(settings: Settings) -> int:
             log_config=None,
             proxy_headers=False,
             timeout_graceful_shutdown=10,
+            ssl_certfile=str(settings.api_tls[0]) if settings.api_tls else None,
+            ssl_keyfile=str(settings.api_tls[1]) if settings.api_tls else None,
         )
         return 0
-    run_loop(_serve(create_app(settings), settings.api_host, settings.api_port))
+    app = create_app(settings)
+    run_loop(_serve(app, settings.api_host, settings.api_port, settings.api_tls))
     return 0
 
 
@@ -255,8 +299,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in terminal_commands.COMMANDS:
         return terminal_commands.run(args)  # the operator's terminal: no service logging
     if args.command == "sim":
-        from pathlib import Path
-
         from waqr.sim.app import main as run_sim
 
         logging.basicConfig(level=logging.INFO)

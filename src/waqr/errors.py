@@ -13,6 +13,7 @@
     │       └── EngineUnresponsive  ...or not answered in time (the engine is recycled)
     └── BotError               the bridge could not get an answer from the bot
         ├── BotUnreachable     connection refused / reset / DNS: the bot is down
+        ├── BotTlsFailed       the TLS handshake with the bot failed (untrusted certificate...)
         ├── BotTimeout         the bot did not answer within WAQR_BOT_TIMEOUT
         └── BotRejected        the bot answered with a 4xx/5xx (status and body kept)
 
@@ -90,6 +91,11 @@ class BotError(WaqrError):
 
 class BotUnreachable(BotError):
     """The bot does not accept connections."""
+
+
+class BotTlsFailed(BotError):
+    """The bot could be reached but the TLS handshake failed: its certificate is not trusted
+    (WAQR_BOT_CA_FILE), names another host, or it does not speak TLS at all."""
 
 
 class BotTimeout(BotError):

@@ -28,6 +28,8 @@ _STATUS: tuple[tuple[type[errors.WaqrError], int, str], ...] = (
     (errors.EngineCommandFailed, 503, "engine_error"),
     (errors.EngineError, 503, "engine_error"),
     (errors.BotUnreachable, 503, "bot_unreachable"),
+    # 502: the bot is there but the bridge cannot trust it; an operator's fix, not a wait.
+    (errors.BotTlsFailed, 502, "bot_tls_failed"),
     (errors.BotTimeout, 504, "bot_timeout"),
 )
 

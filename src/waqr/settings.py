@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from waqr.bridge.clientaddr import ProxyList
@@ -51,6 +51,9 @@ class Settings(BaseSettings):
         max_length=64,
         validation_alias=_env("WAQR_INSTANCE_ID"),
     )
+    # PEM certificate (chain) and private key: with both set the bot speaks HTTPS only.
+    bot_tls_cert: Path | None = Field(None, validation_alias=_env("WAQR_BOT_TLS_CERT"))
+    bot_tls_key: Path | None = Field(None, validation_alias=_env("WAQR_BOT_TLS_KEY"))
 
     # --- engine supervision -----------------------------------------------------------------
     # No QR, connection or error within this many seconds of starting a child -> SIGKILL.
@@ -114,6 +117,12 @@ class Settings(BaseSettings):
     # Bridge worker processes; each follows the bot's event stream and answers from it.
     api_workers: int = Field(1, ge=1, le=64, validation_alias=_env("WAQR_API_WORKERS"))
     bot_url: str = Field("http://127.0.0.1:3100", validation_alias=_env("BOT_URL"))
+    # PEM CA bundle the bridge checks an https BOT_URL's certificate against (a private CA);
+    # unset: the system's trusted CAs.
+    bot_ca_file: Path | None = Field(None, validation_alias=_env("WAQR_BOT_CA_FILE"))
+    # PEM certificate (chain) and private key: with both set the bridge speaks HTTPS only.
+    api_tls_cert: Path | None = Field(None, validation_alias=_env("WAQR_API_TLS_CERT"))
+    api_tls_key: Path | None = Field(None, validation_alias=_env("WAQR_API_TLS_KEY"))
     # Comma-separated: several tokens may be valid at once, so one can be rotated without
     # downtime. Required by `waqr api` (>= 32 characters each); `waqr up` generates one.
     bridge_tokens: str | None = Field(None, validation_alias=_env("WA_QR_BRIDGE_TOKEN"))
@@ -240,6 +249,41 @@ class Settings(BaseSettings):
     @property
     def cors_origin_list(self) -> list[str]:
         return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
+
+    @field_validator("bot_tls_cert", "bot_tls_key", "api_tls_cert", "api_tls_key", "bot_ca_file")
+    @classmethod
+    def _readable_file(cls, value: Path | None) -> Path | None:
+        if value is None or not str(value).strip():
+            return None
+        if not value.is_file():
+            raise ValueError(f"{value} is not a readable file")
+        return value
+
+    @model_validator(mode="after")
+    def _cert_with_key(self) -> Settings:
+        for server, cert, key in (
+            ("BOT", self.bot_tls_cert, self.bot_tls_key),
+            ("API", self.api_tls_cert, self.api_tls_key),
+        ):
+            if (cert is None) != (key is None):
+                raise ValueError(
+                    f"WAQR_{server}_TLS_CERT and WAQR_{server}_TLS_KEY must be set together"
+                )
+        return self
+
+    @property
+    def bot_tls(self) -> tuple[Path, Path] | None:
+        """The bot's (certificate, key) when it serves HTTPS."""
+        if self.bot_tls_cert is None or self.bot_tls_key is None:
+            return None
+        return self.bot_tls_cert, self.bot_tls_key
+
+    @property
+    def api_tls(self) -> tuple[Path, Path] | None:
+        """The bridge's (certificate, key) when it serves HTTPS."""
+        if self.api_tls_cert is None or self.api_tls_key is None:
+            return None
+        return self.api_tls_cert, self.api_tls_key
 
     @field_validator("reconnect_backoff_max")
     @classmethod

@@ -25,6 +25,7 @@ import os
 import secrets
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -36,6 +37,7 @@ import httpx
 import uvicorn
 
 from waqr import lifeline
+from waqr.bridge.botclient import bot_tls_context
 from waqr.errors import StackFailed
 from waqr.logs import log_event
 from waqr.settings import Settings
@@ -255,7 +257,7 @@ class Stack:
             "ui",
             streamlit_command(s.ui_host, s.ui_port),
             {
-                "WA_QR_API_URL": f"http://127.0.0.1:{s.api_port}",
+                "WA_QR_API_URL": f"{'https' if s.api_tls else 'http'}://127.0.0.1:{s.api_port}",
                 "WA_QR_BRIDGE_TOKEN": self._banner.token,
             },
             foreign=True,
@@ -313,16 +315,16 @@ class Stack:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), POLL)
 
-    async def _get(self, url: str) -> httpx.Response | None:
+    async def _get(self, url: str, verify: ssl.SSLContext | bool = True) -> httpx.Response | None:
         try:
-            async with httpx.AsyncClient(timeout=2) as client:
+            async with httpx.AsyncClient(timeout=2, verify=verify) as client:
                 return await client.get(url)
         except httpx.HTTPError:
             return None
 
     async def _bot_is_ours(self) -> bool:
         s = self.settings
-        answer = await self._get(f"http://{_local(s.bot_host)}:{s.bot_port}/health")
+        answer = await self._get(f"{s.bot_url}/health", bot_tls_context(s.bot_ca_file))
         if answer is None or answer.status_code != 200:
             return False
         instance = answer.json().get("instance")
@@ -383,7 +385,7 @@ class Stack:
 def _bridge_config(app: object, settings: Settings) -> uvicorn.Config:
     from waqr.cli import uvicorn_config
 
-    return uvicorn_config(app, settings.api_host, settings.api_port)
+    return uvicorn_config(app, settings.api_host, settings.api_port, settings.api_tls)
 
 
 def run_up(settings: Settings) -> int:
@@ -397,10 +399,11 @@ def run_up(settings: Settings) -> int:
     if not settings.bot_token:
         # The bot answers only its own bridge, even on loopback (other local users).
         settings = settings.model_copy(update={"bot_token": secrets.token_urlsafe(32)})
-    bot_url = f"http://{_local(settings.bot_host)}:{settings.bot_port}"
+    bot_scheme = "https" if settings.bot_tls else "http"
+    bot_url = f"{bot_scheme}://{_local(settings.bot_host)}:{settings.bot_port}"
     settings = settings.model_copy(update={"bot_url": bot_url})
     shown = "localhost" if settings.api_host in ("0.0.0.0", "::") else settings.api_host  # noqa: S104
-    api_url = f"http://{shown}:{settings.api_port}"
+    api_url = f"{'https' if settings.api_tls else 'http'}://{shown}:{settings.api_port}"
     banner = Banner(
         ui_url=f"http://{settings.ui_host}:{settings.ui_port}",
         api_url=api_url,

@@ -206,6 +206,16 @@ async def test_pair_code_returns_the_engines_code(bot: Bot) -> None:
     [
         ({"phone": "4915112345678"}, "must start with '+'"),
         ({"phone": "+49 abc"}, "only digits"),
+        # Digits in other scripts pass str.isdigit() but not WhatsApp: refused here, not a 503.
+        (
+            {"phone": "+\u0664\u0669\u0661\u0665\u0661\u0661\u0662\u0663\u0664\u0665\u0666"},
+            "only digits 0-9",
+        ),
+        (
+            {"phone": "+\uff14\uff19\uff11\uff15\uff11\uff11\uff12\uff13\uff14\uff15\uff16"},
+            "only digits 0-9",
+        ),
+        ({"phone": "+49\u00a0151\u00a012345678"}, "only digits 0-9"),  # no-break spaces
         ({"phone": "+123"}, "8 to 15"),
         ({"phone": "+99912345678"}, "unknown country code"),
         ({}, "phone: Field required"),

@@ -416,13 +416,14 @@ def test_redis_down_degrades_the_cache_and_recovers_by_itself(tmp_path: Path, st
         with running_bridge(tmp_path / "api", bot.url, REDIS_URL=redis.url) as api:
             assert api.get("/admin/wa/status", headers=BEARER).json()["cache"] == "ok"
             redis.stop()
+            # The very next status says so: it asks Redis, it does not wait for a cache call
+            # to fail first.
             degraded = api.get("/admin/wa/status", headers=BEARER)
             assert degraded.status_code == 200
+            assert degraded.json()["cache"] == "degraded"
             wait_until(lambda: api.get("/admin/wa/qr", headers=BEARER).status_code == 200, 10)
-            wait_until(
-                lambda: api.get("/admin/wa/status", headers=BEARER).json()["cache"] == "degraded",
-                15,
-            )
+            metrics = api.get("/metrics", headers=BEARER).text
+            assert "waqr_bridge_cache_degraded 1.0" in metrics
             redis.start()
             wait_until(
                 lambda: api.get("/admin/wa/status", headers=BEARER).json()["cache"] == "ok", 30
@@ -461,6 +462,47 @@ def test_two_bridges_run_one_keepalive_leader(tmp_path: Path, stack) -> None:
                 ]["leader"],
                 20,
             )
+    finally:
+        redis.stop()
+
+
+def test_without_redis_every_replica_keeps_the_keepalive_going(tmp_path: Path, stack) -> None:
+    bot, _api = stack
+    redis = RedisServer(tmp_path / "redis").start()
+    env = {"REDIS_URL": redis.url, "KEEPALIVE_INTERVAL": "0.5"}
+    try:
+        with (
+            running_bridge(tmp_path / "a", bot.url, **env) as first,
+            running_bridge(tmp_path / "b", bot.url, **env) as second,
+        ):
+
+            def keepalives() -> list[dict[str, Any]]:
+                return [
+                    b.get("/admin/wa/status", headers=BEARER).json()["bridge"]["keepalive"]
+                    for b in (first, second)
+                ]
+
+            wait_until(
+                lambda: sorted(k["lock"] for k in keepalives()) == ["held", "held_by_another"], 15
+            )
+            redis.stop()
+            wait_until(
+                lambda: all(k["lock"] == "redis_unreachable" and k["leader"] for k in keepalives()),
+                20,
+            )
+            # ...and both go on ticking (the follower too, which had not been running it).
+            before = [k["at"] for k in keepalives()]
+            wait_until(
+                lambda: all(k["at"] > at for k, at in zip(keepalives(), before, strict=True)),
+                20,
+            )
+            for bridge in (first, second):
+                assert bridge.logs().count("running without the leader lock") == 1
+            redis.start()
+            wait_until(
+                lambda: sorted(k["lock"] for k in keepalives()) == ["held", "held_by_another"], 30
+            )
+            assert all("leader lock in use again" in b.logs() for b in (first, second))
     finally:
         redis.stop()
 

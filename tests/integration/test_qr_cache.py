@@ -75,14 +75,24 @@ async def test_a_dead_redis_degrades_and_a_live_one_recovers(
     cache: RedisQrCache, redis_server: RedisServer
 ) -> None:
     await cache.put("code", 30)
-    assert cache.health() == "ok"
+    assert await cache.health() == "ok"
     redis_server.stop()
     assert await cache.get() is None
-    assert cache.health() == "degraded"
+    assert await cache.health() == "degraded"
     redis_server.start()
     await cache.put("code", 30)
-    assert cache.health() == "ok"
+    assert await cache.health() == "ok"
     assert (await cache.get()).code == "code"  # type: ignore[union-attr]
+
+
+async def test_a_dead_redis_is_reported_without_waiting_for_a_cache_call(
+    cache: RedisQrCache, redis_server: RedisServer
+) -> None:
+    assert await cache.health() == "ok"
+    redis_server.stop()
+    assert await cache.health() == "degraded"  # no get or put in between
+    redis_server.start()
+    assert await cache.health() == "ok"
 
 
 async def test_the_embedded_cache_honours_the_same_lifetime() -> None:

@@ -72,3 +72,25 @@ def test_a_short_bot_token_is_refused_naming_the_variable_not_the_value() -> Non
     assert "WAQR_BOT_TOKEN" in str(caught.value)
     assert "at least 32 characters" in str(caught.value)
     assert "Zq8-shortButRandom" not in str(caught.value)
+
+
+@pytest.mark.parametrize("server", ["BOT", "API"])
+def test_a_tls_certificate_needs_its_key(server: str, tmp_path: Path) -> None:
+    cert = tmp_path / "server.pem"
+    cert.write_text("-----BEGIN CERTIFICATE-----\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings({f"WAQR_{server}_TLS_CERT": str(cert)})
+    assert f"WAQR_{server}_TLS_CERT and WAQR_{server}_TLS_KEY must be set together" in str(
+        caught.value
+    )
+    both = load_settings(
+        {f"WAQR_{server}_TLS_CERT": str(cert), f"WAQR_{server}_TLS_KEY": str(cert)}
+    )
+    assert (both.bot_tls if server == "BOT" else both.api_tls) == (cert, cert)
+
+
+def test_a_missing_tls_or_ca_file_is_refused_naming_the_variable(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "ca.pem"
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"WAQR_BOT_CA_FILE": str(missing)})
+    assert f"WAQR_BOT_CA_FILE: {missing} is not a readable file" in str(caught.value)

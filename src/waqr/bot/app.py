@@ -20,6 +20,7 @@ from sse_starlette.sse import EventSourceResponse
 
 from waqr import __version__
 from waqr.api_models import PairCodeRequest
+from waqr.bot import responses
 from waqr.bot.auth import BotTokenAuth
 from waqr.bot.metrics import BotMetrics
 from waqr.bot.registry import SessionRegistry
@@ -76,7 +77,7 @@ def create_app(registry: SessionRegistry, *, manage_lifecycle: bool = True) -> F
 
     @app.get(
         "/health",
-        responses={503: {"description": "A session is wedged; restart the process."}},
+        responses={503: responses.HEALTH_503},
     )
     async def health() -> JSONResponse:
         """Liveness: 200 while every session's actor runs and meets its deadlines; 503 with
@@ -98,11 +99,11 @@ def create_app(registry: SessionRegistry, *, manage_lifecycle: bool = True) -> F
         each state, last connected time, and HTTP request metrics."""
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
-    @app.get("/status")
+    @app.get("/status", responses=responses.errors())
     async def status(session: SessionDep) -> dict[str, Any]:
         return session.status()
 
-    @app.get("/qr")
+    @app.get("/qr", responses=responses.errors(422))
     async def qr(
         session: SessionDep,
         peek: Annotated[
@@ -117,19 +118,19 @@ def create_app(registry: SessionRegistry, *, manage_lifecycle: bool = True) -> F
             session.note_qr_demand()
         return session.qr_payload()
 
-    @app.get("/qr.png", response_class=Response)
+    @app.get("/qr.png", response_class=Response, responses=responses.image("image/png"))
     async def qr_png(session: SessionDep) -> Response:
         """The current QR as a PNG; JSON 404 when there is none, 409 when linked."""
         session.note_qr_demand()
         return qr_image_response(session.qr_payload(), "png")
 
-    @app.get("/qr.svg", response_class=Response)
+    @app.get("/qr.svg", response_class=Response, responses=responses.image("image/svg+xml"))
     async def qr_svg(session: SessionDep) -> Response:
         """The current QR as an SVG; JSON 404 when there is none, 409 when linked."""
         session.note_qr_demand()
         return qr_image_response(session.qr_payload(), "svg")
 
-    @app.post("/reconnect", status_code=202)
+    @app.post("/reconnect", status_code=202, responses=responses.errors(422, 503))
     async def reconnect(
         session: SessionDep,
         reset: Annotated[
@@ -149,7 +150,7 @@ def create_app(registry: SessionRegistry, *, manage_lifecycle: bool = True) -> F
             "queuedBehind": result.queued_behind,
         }
 
-    @app.post("/logout")
+    @app.post("/logout", responses=responses.errors(503))
     async def logout(session: SessionDep) -> dict[str, Any]:
         """Unlink the device at WhatsApp (when connected), wipe credentials, offer a new link."""
         result = await session.logout()
@@ -160,13 +161,13 @@ def create_app(registry: SessionRegistry, *, manage_lifecycle: bool = True) -> F
             "queuedBehind": result.queued_behind,
         }
 
-    @app.post("/pair-code")
+    @app.post("/pair-code", responses=responses.errors(400, 409, 422, 503))
     async def pair_code(session: SessionDep, body: PairCodeRequest) -> dict[str, Any]:
         """Link by phone number: returns the 8-character code to type on the phone."""
         pairing = await session.pair_code(body.phone)
         return {"code": pairing.code, "phone": pairing.phone_masked, "status": "pairing_code"}
 
-    @app.get("/events")
+    @app.get("/events", responses=responses.sse())
     async def events(request: Request, session: SessionDep) -> EventSourceResponse:
         """Server-Sent Events: ``state`` on every state change, ``qr`` on every rotation."""
 

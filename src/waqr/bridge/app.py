@@ -60,6 +60,7 @@ class Bridge:
             pair_timeout=settings.bot_pair_timeout,
             logout_timeout=settings.bot_logout_timeout,
             token=settings.bot_token.split(",", 1)[0] if settings.bot_token else None,
+            ca_file=settings.bot_ca_file,
         )
         self.cache: QrCache = make_cache(settings.redis_url)
         self.metrics = BridgeMetrics()
@@ -87,13 +88,17 @@ class Bridge:
                 self.metrics.observe_bot(None)
                 raise
             self.metrics.observe_bot(str(body.get("status")))
-        cache = self.cache.health()
+        cache = await self.cache.health()
         self.metrics.cache_degraded.set(1 if cache == "degraded" else 0)
         body["source"] = source
         body["cache"] = cache
         body["bridge"] = {
             "pushConnected": self.relay.connected,
-            "keepalive": {"leader": self.keepalive.is_leader, **self.keepalive.last},
+            "keepalive": {
+                "leader": self.keepalive.is_leader,
+                "lock": self.keepalive.lock.value,
+                **self.keepalive.last,
+            },
         }
         return body
 
@@ -270,7 +275,7 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
         async with audited(request, "logout"):
             return await _bridge(request).bot.logout()
 
-    @admin.post("/pair-code", responses=examples.ok(examples.PAIR_CODE, also=(409, 422)))
+    @admin.post("/pair-code", responses=examples.ok(examples.PAIR_CODE, also=(400, 409, 422)))
     async def pair_code(request: Request, body: PairCodeRequest) -> dict[str, Any]:
         """Link by phone number: returns the 8-character code to type on the phone."""
         async with audited(request, "pair_code"):
@@ -316,7 +321,7 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
         """Prometheus metrics (Bearer token required)."""
         bridge = _bridge(request)
         # The cache's health as of this scrape, not as of the last status request.
-        bridge.metrics.cache_degraded.set(1 if bridge.cache.health() == "degraded" else 0)
+        bridge.metrics.cache_degraded.set(1 if await bridge.cache.health() == "degraded" else 0)
         return Response(bridge.metrics.render(), media_type="text/plain; version=0.0.4")
 
     # HTTP request counts and latencies per route, from a maintained instrumentation library.

@@ -1,6 +1,6 @@
 """The bridge's one way to talk to the bot. ``_check`` is the single place where an HTTP
-outcome becomes a result or a typed error (BotUnreachable -> 503, BotTimeout -> 504,
-BotRejected -> the bot's own status and body).
+outcome becomes a result or a typed error (BotUnreachable -> 503, BotTlsFailed -> 502,
+BotTimeout -> 504, BotRejected -> the bot's own status and body).
 
 Every call is bounded by WAQR_BOT_TIMEOUT except the two the bot itself may legitimately
 spend long on: /pair-code (WAQR_BOT_PAIR_TIMEOUT) and /logout (WAQR_BOT_LOGOUT_TIMEOUT).
@@ -10,14 +10,32 @@ Giving up before the bot does would answer 504 while the bot carries on regardle
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
 from httpx_sse import aconnect_sse
 
-from waqr.errors import BotRejected, BotTimeout, BotUnreachable
+from waqr.errors import BotRejected, BotTimeout, BotTlsFailed, BotUnreachable
+
+
+def bot_tls_context(ca_file: Path | None) -> ssl.SSLContext:
+    """How the bridge checks an https bot: against ``ca_file`` (WAQR_BOT_CA_FILE) when given,
+    else the system's trusted CAs; host name checked either way."""
+    return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+
+
+def _tls_failure(exc: BaseException) -> ssl.SSLError | None:
+    # httpx wraps the ssl module's error in ConnectError; the reason is down the chain.
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 @asynccontextmanager
@@ -27,6 +45,13 @@ async def _mapped_errors(path: str, limit: str = "in time") -> AsyncIterator[Non
     except httpx.TimeoutException as exc:
         raise BotTimeout(f"the bot did not answer {path} {limit}") from exc
     except httpx.TransportError as exc:
+        tls = _tls_failure(exc)
+        if tls is not None:
+            reason = getattr(tls, "verify_message", None) or tls.reason or type(tls).__name__
+            raise BotTlsFailed(
+                f"TLS with the bot failed ({reason}); check that BOT_URL names the host in "
+                "the bot's certificate and that WAQR_BOT_CA_FILE holds the CA that signed it"
+            ) from exc
         raise BotUnreachable(f"the bot cannot be reached ({type(exc).__name__})") from exc
 
 
@@ -39,6 +64,7 @@ class BotClient:
         pair_timeout: float | None = None,
         logout_timeout: float | None = None,
         token: str | None = None,
+        ca_file: Path | None = None,
     ) -> None:
         """``timeout`` bounds every call; ``pair_timeout`` and ``logout_timeout`` (default:
         ``timeout``) replace it for waiting on the answer to /pair-code and /logout."""
@@ -48,7 +74,9 @@ class BotClient:
         self.logout_timeout = timeout if logout_timeout is None else logout_timeout
         # WAQR_BOT_TOKEN, for a bot that requires it (a bot on another host).
         headers = {"Authorization": f"Bearer {token}"} if token else None
-        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout, headers=headers)
+        self._http = httpx.AsyncClient(
+            base_url=base_url, timeout=timeout, headers=headers, verify=bot_tls_context(ca_file)
+        )
 
     async def close(self) -> None:
         await self._http.aclose()

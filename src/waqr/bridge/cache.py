@@ -5,7 +5,9 @@ WhatsApp's 20-60 s refs).
 Redis keys, as in the original design: ``wa:last_qr`` (the payload) and ``wa:last_qr_ts``
 (unix seconds it was cached), both with PX = remaining lifetime. Without ``REDIS_URL`` an
 in-process cache serves. When Redis fails the cache reports ``degraded`` and answers
-"nothing cached"; every call tries Redis again, so it recovers by itself.
+"nothing cached"; every call tries Redis again, so it recovers by itself. ``health()`` asks
+Redis itself (a PING), so ``degraded`` is reported whenever Redis is unreachable, not only
+after a cache call happened to fail.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ class QrCache(Protocol):
     async def get(self) -> CachedQr | None: ...
     async def put(self, code: str, expires_in: float) -> None: ...
     async def clear(self) -> None: ...
-    def health(self) -> str: ...
+    async def health(self) -> str: ...
     async def close(self) -> None: ...
 
 
@@ -66,7 +68,7 @@ class MemoryQrCache:
     async def clear(self) -> None:
         self._entry = None
 
-    def health(self) -> str:
+    async def health(self) -> str:
         return "memory"
 
     async def close(self) -> None:
@@ -133,7 +135,14 @@ class RedisQrCache:
             return
         self._ok()
 
-    def health(self) -> str:
+    async def health(self) -> str:
+        """``ok`` or ``degraded``, from a PING now (bounded by the 1 s socket timeouts)."""
+        try:
+            await self.client.ping()
+        except RedisError as exc:
+            self._failed(exc)
+        else:
+            self._ok()
         return "degraded" if self.degraded else "ok"
 
     async def close(self) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from waqr.api_models import ErrorBody
+from waqr.api_models import ErrorTable, error_responses
 
 STATUS: dict[str, Any] = {
     "session": "default",
@@ -26,7 +26,7 @@ STATUS: dict[str, Any] = {
     "retrying": False,
     "nextRetryAt": None,
     "cache": "ok",
-    "bridge": {"pushConnected": True, "keepalive": {"leader": True}},
+    "bridge": {"pushConnected": True, "keepalive": {"leader": True, "lock": "held"}},
 }
 QR: dict[str, Any] = {
     "status": "qr_ready",
@@ -48,7 +48,11 @@ PAIR_CODE: dict[str, Any] = {
 }
 
 # Every error status a bridge route may answer: why, and an example body.
-ERRORS: dict[int, tuple[str, dict[str, Any]]] = {
+ERRORS: ErrorTable = {
+    400: (
+        "The request body could not be parsed.",
+        {"error": "bad_request", "detail": "There was an error parsing the body"},
+    ),
     401: (
         "Missing or wrong credential.",
         {"error": "unauthorized", "detail": "missing credential"},
@@ -93,7 +97,9 @@ ERRORS: dict[int, tuple[str, dict[str, Any]]] = {
         {"error": "too_many_failures", "detail": "too many failed authentications; retry in 42 s"},
     ),
     502: (
-        "The bot refused this bridge's WAQR_BOT_TOKEN: set the same token on both.",
+        "The bot refused this bridge's WAQR_BOT_TOKEN (`bot_token_refused`: set the same token "
+        "on both), or TLS with the bot failed (`bot_tls_failed`: its certificate is not "
+        "signed by WAQR_BOT_CA_FILE or names another host).",
         {
             "error": "bot_token_refused",
             "detail": "the bot refused this bridge's WAQR_BOT_TOKEN; set the same token on "
@@ -116,14 +122,7 @@ BOT = (502, 503, 504)  # every route that asks the bot
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {
-        status: {
-            "model": ErrorBody,
-            "description": ERRORS[status][0],
-            "content": {"application/json": {"example": ERRORS[status][1]}},
-        }
-        for status in sorted(statuses)
-    }
+    return error_responses(ERRORS, *statuses)
 
 
 def ok(

@@ -8,12 +8,16 @@ bot's own ``retrying`` and ``nextRetryAt`` first. The keepalive is the safety ne
 that has stopped trying, not a second retry schedule.
 
 With several bridge replicas on one Redis only the holder of a lock key runs the loop; the
-lock expires after two missed intervals, so a dead leader is replaced by itself.
+lock expires after two missed intervals, so a dead leader is replaced by itself. While Redis
+cannot be reached nobody can hold the lock, so every replica runs the loop without it (and
+says so once): a redundant nudge is coalesced by the bot, a keepalive that stops is not
+noticed by anyone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import time
 import uuid
@@ -77,6 +81,15 @@ return 0
 """
 
 
+class Lock(enum.StrEnum):
+    """Where this replica stands with the leader lock after its last attempt."""
+
+    HELD = "held"
+    OTHER = "held_by_another"  # another replica runs the loop
+    UNAVAILABLE = "redis_unreachable"  # nobody can hold it: run without it
+    NONE = "none"  # no Redis configured: a single replica, no lock
+
+
 class LeaderLock:
     def __init__(self, client: redis.Redis, ttl: float) -> None:
         self.client = client
@@ -84,15 +97,16 @@ class LeaderLock:
         self.identity = uuid.uuid4().hex
         self._renew = client.register_script(_RENEW)
 
-    async def hold(self) -> bool:
-        """Take or keep the lock. False when another replica holds it (or Redis is down:
-        then no replica can prove leadership, and the bot retries by itself anyway)."""
+    async def hold(self) -> Lock:
+        """Take or keep the lock: HELD, OTHER when another replica holds it, UNAVAILABLE when
+        Redis cannot be reached (then no replica can prove leadership)."""
         try:
             if await self.client.set(LEADER_KEY, self.identity, nx=True, px=self.ttl_ms):
-                return True
-            return bool(await self._renew(keys=[LEADER_KEY], args=[self.identity, self.ttl_ms]))
+                return Lock.HELD
+            renewed = await self._renew(keys=[LEADER_KEY], args=[self.identity, self.ttl_ms])
         except RedisError:
-            return False
+            return Lock.UNAVAILABLE
+        return Lock.HELD if renewed else Lock.OTHER
 
     async def release(self) -> None:
         try:
@@ -117,6 +131,7 @@ class Keepalive:
         self.interval = interval
         self.leader = leader
         self.is_leader = leader is None
+        self.lock = Lock.NONE
         self.last: dict[str, Any] = {}
         self.runs = 0
 
@@ -130,7 +145,19 @@ class Keepalive:
 
     async def tick(self) -> None:
         if self.leader is not None:
-            self.is_leader = await self.leader.hold()
+            lock = await self.leader.hold()
+            if (lock is Lock.UNAVAILABLE) != (self.lock is Lock.UNAVAILABLE):
+                if lock is Lock.UNAVAILABLE:
+                    log_event(
+                        log,
+                        "keepalive: redis unreachable; running without the leader lock",
+                        level=logging.WARNING,
+                    )
+                else:
+                    log_event(log, "keepalive: redis is back; leader lock in use again")
+            self.lock = lock
+            # Without Redis nobody can hold the lock: run rather than let every replica stop.
+            self.is_leader = lock is not Lock.OTHER
             if not self.is_leader:
                 return
         self.runs += 1
