@@ -92,7 +92,10 @@ def create_app(registry: SessionRegistry, *, manage_lifecycle: bool = True) -> F
     @app.get(
         "/metrics",
         response_class=Response,
-        responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text"}},
+        responses={
+            200: {"content": {"text/plain": {}}, "description": "Prometheus text"},
+            **responses.errors(),
+        },
     )
     async def metrics_text() -> Response:
         """Session state, engine starts and exits, QR refs issued, time to connect, time in
