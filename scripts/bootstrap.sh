@@ -25,5 +25,7 @@ need_debs() {
   command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
   # promtool (from Debian's prometheus) checks and unit-tests the shipped alert rules.
   command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+  # wrk drives the side-by-side benchmark (its smoke run is a test).
+  command -v wrk >/dev/null 2>&1 || missing+=(wrk)
   printf '%s\n' "${missing[@]}"
 }

@@ -12,6 +12,7 @@ after a cache call happened to fail.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -84,6 +85,7 @@ class RedisQrCache:
             url, socket_timeout=1.0, socket_connect_timeout=1.0, decode_responses=True
         )
         self.degraded = False
+        self._ping: asyncio.Future[None] | None = None
 
     def _ok(self) -> None:
         if self.degraded:
@@ -136,14 +138,21 @@ class RedisQrCache:
         self._ok()
 
     async def health(self) -> str:
-        """``ok`` or ``degraded``, from a PING now (bounded by the 1 s socket timeouts)."""
+        """``ok`` or ``degraded``, from a PING now (bounded by the 1 s socket timeouts).
+        Requests that ask while a PING is on its way share it: under load, one round trip
+        answers them all; a request that comes after it gets a PING of its own."""
+        if self._ping is None or self._ping.done():
+            self._ping = asyncio.ensure_future(self._check())
+        await asyncio.shield(self._ping)
+        return "degraded" if self.degraded else "ok"
+
+    async def _check(self) -> None:
         try:
             await self.client.ping()
         except RedisError as exc:
             self._failed(exc)
         else:
             self._ok()
-        return "degraded" if self.degraded else "ok"
 
     async def close(self) -> None:
         await self.client.aclose()

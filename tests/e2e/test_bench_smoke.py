@@ -1,0 +1,37 @@
+"""The side-by-side benchmark still runs end to end (tiny counts), so it cannot rot. It never
+fails on a number; this checks that every figure was measured and written."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_side_by_side_benchmark_runs_and_writes_every_figure() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.side_by_side", "--smoke"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    written = Path(done.stdout.strip().splitlines()[-1].removeprefix("written: "))
+    result = json.loads(written.read_text())
+    written.unlink()
+    for block in ("qr_rates", "status_rates_qr", "status_rates_linked"):
+        assert set(result[block]) == {
+            "bot", "waqr", "waqr+redis", "waqr 2 workers", "original design"
+        }  # fmt: skip
+        assert all(figures["rps"]["median"] > 0 for figures in result[block].values())
+    assert set(result["stale"]) == {"waqr", "original design"}
+    assert result["stale"]["waqr"]["answers"] > 0
+    for key in ("first_qr_after_start_s", "scan_to_connected_s", "drop_to_connected_s"):
+        assert result[key] > 0
+    assert set(result["footprint"]) == {"bot", "waqr bridge", "redis"}
+    assert "GET qr req/s" in done.stdout  # the table was printed
