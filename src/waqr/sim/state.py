@@ -21,7 +21,7 @@ from waqr.sim.blackhole import BlackHole, BlackHoleSettings
 from waqr.sim.chaos import Chaos, Sleep
 from waqr.sim.node import DEFAULT_SERVER, JID, Node
 from waqr.sim.pairing import QRPayload
-from waqr.sim.xeddsa import SigningKey
+from waqr.waproto.xeddsa import SigningKey
 
 SessionKind = Literal["handshake", "registration", "login"]
 Conflict = Literal["replaced", "device_removed"]
