@@ -64,6 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
         "WAQR_API_HOST",
         "WAQR_API_PORT",
     )
+    doctor = sub.add_parser(
+        "doctor",
+        help="Probe the path to WhatsApp layer by layer and say what to fix.",
+        description="Probe the path to WhatsApp (configuration, DNS, TCP, proxy, TLS, "
+        "WebSocket, Noise) from this host; exit 0 healthy, 1 a layer failed, 2 could not run.",
+    )
+    doctor.add_argument("--json", action="store_true", help="print the report as JSON")
     sim = sub.add_parser(
         "sim",
         help="Run the local WhatsApp Web simulator (try waqr without a phone; tests use it).",
@@ -242,6 +249,10 @@ def run_up(settings: Settings) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "doctor":
+        from waqr.doctor.command import run_doctor
+
+        return run_doctor(as_json=args.json)
     if args.command == "sim":
         from pathlib import Path
 

@@ -55,8 +55,16 @@ async def resolve(host: str, port: int, limit: float) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-async def connect(addresses: list[str], port: int, limit: float) -> socket.socket:
-    """A connected non-blocking socket to the first address that answers."""
+async def connect(
+    addresses: list[str], port: int, limit: float, *, proxy: bool = False
+) -> socket.socket:
+    """A connected non-blocking socket to the first address that answers (``proxy``: these
+    are the proxy's addresses, which changes the advice)."""
+    fix_path = (
+        "check that the proxy in WA_PROXY runs and that its address and port are right"
+        if proxy
+        else FIX_EGRESS
+    )
     loop = asyncio.get_running_loop()
     failure: LayerFailed | None = None
     for address in addresses:
@@ -73,7 +81,7 @@ async def connect(addresses: list[str], port: int, limit: float) -> socket.socke
                 f"{address}:{port} refused the connection (nothing listens, or a firewall "
                 "rejects it)",
                 "check the address and port (WA_PROXY, WAQR_DOCTOR_HOST/PORT)",
-                FIX_EGRESS,
+                fix_path,
             )
         except TimeoutError:
             sock.close()
@@ -81,7 +89,7 @@ async def connect(addresses: list[str], port: int, limit: float) -> socket.socke
                 "tcp_no_answer",
                 f"no answer from {address}:{port} within {limit:g} s: the packets are "
                 "dropped (a firewall that drops, or a host that is down)",
-                FIX_EGRESS,
+                fix_path,
                 FIX_PROXY,
             )
         except OSError as exc:

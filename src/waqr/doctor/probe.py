@@ -79,7 +79,7 @@ async def _network(run: _Run, target: ProbeTarget) -> None:
     )
     sock = await run.step(
         Layer.TCP,
-        lambda: network.connect(addresses, port, timeout),
+        lambda: network.connect(addresses, port, timeout, proxy=target.proxy is not None),
         lambda s: f"connected to {_peer(s)}",
     )
     proxy = target.proxy
