@@ -49,12 +49,12 @@ def client_context(target: ProbeTarget) -> ssl.SSLContext:
 
 async def handshake(sock: socket.socket, target: ProbeTarget, reopen: Reopen) -> TlsStreams:
     try:
-        reader, writer = await asyncio.open_connection(
-            sock=sock,
-            ssl=client_context(target),
-            server_hostname=target.host,
-            ssl_handshake_timeout=target.step_timeout,
-        )
+        # Our own bound: asyncio's ssl_handshake_timeout ends in a ConnectionAbortedError that
+        # cannot be told from a reset.
+        async with asyncio.timeout(target.step_timeout):
+            reader, writer = await asyncio.open_connection(
+                sock=sock, ssl=client_context(target), server_hostname=target.host
+            )
     except ssl.SSLCertVerificationError as exc:
         raise await _explain_untrusted(exc, target, reopen) from exc
     except (TimeoutError, ssl.SSLError, ConnectionError, OSError) as exc:
