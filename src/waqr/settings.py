@@ -110,6 +110,10 @@ class Settings(BaseSettings):
         20.0, gt=0, le=120, validation_alias=_env("WAQR_DOCTOR_NOISE_TIMEOUT")
     )
 
+    # When the engine fails to connect, run the doctor (each step bounded to 2 s) and put its
+    # verdict into lastDisconnectReason.diagnosis.
+    doctor_on_failure: bool = Field(True, validation_alias=_env("WAQR_DOCTOR_ON_FAILURE"))
+
     # --- the API bridge (public) -----------------------------------------------------------
     api_host: str = Field("0.0.0.0", validation_alias=_env("WAQR_API_HOST"))
     api_port: int = Field(8000, ge=1, le=65535, validation_alias=_env("WAQR_API_PORT"))
