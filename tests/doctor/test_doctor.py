@@ -276,3 +276,32 @@ async def test_human_output_has_one_line_per_layer_and_the_fixes(probe: Probe) -
     assert layer_lines[2].split()[0] == "FAIL"
     assert "verdict: tcp failed (tcp_refused)" in lines
     assert any(line.startswith("  fix: ") for line in lines)
+
+
+async def test_account_layer_reports_what_the_bot_last_saw(
+    base_env: dict[str, str], simulator: Simulator
+) -> None:
+    from waqr.doctor import diagnose
+    from waqr.settings import load_settings
+
+    settings = load_settings({**base_env, **sim_env(simulator)})
+    settings.auth_dir.mkdir(parents=True)
+    (settings.auth_dir / "store.db").write_bytes(b"credentials")
+    outdated = {
+        "status": "failed",
+        "lastDisconnectReason": {
+            "code": "client_outdated",
+            "message": "WhatsApp rejected the client as outdated (405).",
+            "hint": "Upgrade waqr.",
+        },
+    }
+    report = await diagnose(settings, bot_status=outdated)
+    assert failed(report) == ("account", "whatsapp_405_client_outdated")
+    assert report.verdict is not None
+    assert "neonize 0.5.2" in report.verdict.detail  # the installed engine is named
+    fine = await diagnose(
+        settings, bot_status={"status": "connected", "lastDisconnectReason": None}
+    )
+    assert fine.healthy
+    assert fine.steps[-1].layer is Layer.ACCOUNT
+    assert fine.steps[-1].outcome is Outcome.OK
