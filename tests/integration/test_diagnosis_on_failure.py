@@ -54,8 +54,9 @@ def test_the_doctor_can_be_switched_off(tmp_path: Path) -> None:
         running_bot(tmp_path / "data", WA_PROXY=proxy.url, WAQR_DOCTOR_ON_FAILURE="false") as bot,
     ):
         wait_until(
-            lambda: (bot.status()["lastDisconnectReason"] or {}).get("code")
-            == "connection_failure",
+            lambda: (
+                (bot.status()["lastDisconnectReason"] or {}).get("code") == "connection_failure"
+            ),
             WAIT,
         )
         # Three engine attempts refused: a doctor run (milliseconds against this proxy) would

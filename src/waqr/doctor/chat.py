@@ -26,7 +26,7 @@ from waqr.doctor.tlslayer import TlsStreams
 from waqr.doctor.verdict import LayerFailed
 from waqr.waproto import proto
 from waqr.waproto.certchain import CertChainError, verify_cert_chain
-from waqr.waproto.noise import INTRO_HEADER, NoiseError, SymmetricState, dh
+from waqr.waproto.noise import INTRO_HEADER, SymmetricState, dh
 
 READ_CHUNK: Final = 65536
 LENGTH_SIZE: Final = 3  # each frame: 3-byte big-endian length, then the payload (doc §2)
@@ -137,7 +137,8 @@ async def noise_hello(chat: ChatSocket, target: ProbeTarget) -> str:
         server_static = state.decrypt(bytes(reply.serverHello.static))
         state.mix_key(dh(ephemeral, server_static))
         chain = state.decrypt(bytes(reply.serverHello.payload))
-    except (NoiseError, ValueError, Exception) as exc:  # protobuf's DecodeError is untyped
+    # NoiseError, ValueError (a bad key), or protobuf's DecodeError (not exported in stubs).
+    except Exception as exc:
         raise LayerFailed(
             "noise_bad_server_hello",
             f"the answer to ClientHello is not a valid ServerHello: {exc}",

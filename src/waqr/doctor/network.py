@@ -21,7 +21,6 @@ from waqr.doctor.verdict import LayerFailed
 
 FIX_PROXY: Final = "set WA_PROXY to an HTTP or SOCKS5 proxy that can reach web.whatsapp.com:443"
 FIX_EGRESS: Final = "open outbound TCP to port 443 (web.whatsapp.com) in the host's firewall"
-FIX_MOVE: Final = "run the bot on another host or network"
 # SOCKS5 reply codes (RFC 1928 §6) a proxy uses to refuse the CONNECT.
 SOCKS_NOT_ALLOWED: Final = 0x02
 
@@ -103,8 +102,7 @@ async def connect(
             )
         else:
             return sock
-    assert failure is not None  # noqa: S101 - addresses is never empty (getaddrinfo)
-    raise failure
+    raise failure or LayerFailed("dns_unresolvable", "the name resolved to no address")
 
 
 async def tunnel(proxy: ProxySpec, host: str, port: int, limit: float) -> socket.socket:
