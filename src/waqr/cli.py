@@ -87,6 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
         "HEALTHCHECK); exit 0 healthy, 1 not.",
     )
     health.add_argument("service", choices=["bot", "api", "ui"])
+    doctor = sub.add_parser(
+        "doctor",
+        help="Probe the path to WhatsApp layer by layer and say what to fix.",
+        description="Probe the path to WhatsApp (configuration, DNS, TCP, proxy, TLS, "
+        "WebSocket, Noise) from this host; exit 0 healthy, 1 a layer failed, 2 could not run.",
+    )
+    doctor.add_argument("--json", action="store_true", help="print the report as JSON")
     sim = sub.add_parser(
         "sim",
         help="Run the local WhatsApp Web simulator (try waqr without a phone; tests use it).",
@@ -298,6 +305,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in terminal_commands.COMMANDS:
         return terminal_commands.run(args)  # the operator's terminal: no service logging
+    if args.command == "doctor":
+        from waqr.doctor.command import run_doctor
+
+        return run_doctor(as_json=args.json)
     if args.command == "sim":
         from waqr.sim.app import main as run_sim
 

@@ -111,6 +111,27 @@ class Settings(BaseSettings):
     # abuse to WhatsApp); then rest in qr_timeout until someone asks again.
     qr_max_cycles: int = Field(3, ge=1, le=20, validation_alias=_env("WAQR_QR_MAX_CYCLES"))
 
+    # --- the connection doctor (`waqr doctor`, GET /diagnose) --------------------------------
+    # What it probes: WhatsApp by default; tests aim it at the simulator or a local fault server.
+    doctor_host: str = Field("web.whatsapp.com", validation_alias=_env("WAQR_DOCTOR_HOST"))
+    doctor_port: int = Field(443, ge=1, le=65535, validation_alias=_env("WAQR_DOCTOR_PORT"))
+    # The Noise root key (64 hex characters) the server's certificate chain must lead to;
+    # unset: WhatsApp's own, the one the engine trusts.
+    doctor_root_key: str | None = Field(None, validation_alias=_env("WAQR_DOCTOR_ROOT_KEY"))
+    # PEM file of the CAs trusted for the TLS step; unset: the system store (or SSL_CERT_FILE),
+    # as the engine does.
+    doctor_ca_bundle: Path | None = Field(None, validation_alias=_env("WAQR_DOCTOR_CA_BUNDLE"))
+    # Bound on each network step (DNS, TCP, proxy, TLS, WebSocket).
+    doctor_timeout: float = Field(10.0, gt=0, le=120, validation_alias=_env("WAQR_DOCTOR_TIMEOUT"))
+    # How long to wait for ServerHello after ClientHello; whatsmeow itself waits 20 s.
+    doctor_noise_timeout: float = Field(
+        20.0, gt=0, le=120, validation_alias=_env("WAQR_DOCTOR_NOISE_TIMEOUT")
+    )
+
+    # When the engine fails to connect, run the doctor (each step bounded to 2 s) and put its
+    # verdict into lastDisconnectReason.diagnosis.
+    doctor_on_failure: bool = Field(True, validation_alias=_env("WAQR_DOCTOR_ON_FAILURE"))
+
     # --- the API bridge (public) -----------------------------------------------------------
     api_host: str = Field("0.0.0.0", validation_alias=_env("WAQR_API_HOST"))
     api_port: int = Field(8000, ge=1, le=65535, validation_alias=_env("WAQR_API_PORT"))
@@ -195,6 +216,19 @@ class Settings(BaseSettings):
         if parts.path not in ("", "/") or parts.query or parts.fragment:
             raise ValueError("only scheme://[user:pass@]host:port is allowed")
         return value
+
+    @field_validator("doctor_root_key")
+    @classmethod
+    def _root_key_is_hex(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        try:
+            key = bytes.fromhex(value.strip())
+        except ValueError as exc:
+            raise ValueError("must be 64 hexadecimal characters (a 32-byte key)") from exc
+        if len(key) != 32:
+            raise ValueError("must be 64 hexadecimal characters (a 32-byte key)")
+        return value.strip()
 
     @field_validator("bridge_tokens", "api_keys", "bot_token")
     @classmethod

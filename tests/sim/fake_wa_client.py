@@ -19,14 +19,14 @@ from typing import Any
 import httpx
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from waqr.sim import proto, xeddsa
 from waqr.sim.binary import JID, SERVER_JID, Node, pack_frame, unpack_frame
 from waqr.sim.certs import ServerIdentity
 from waqr.sim.frontdoor import FrameConnClosed
-from waqr.sim.noise import INTRO_HEADER, SymmetricState, TransportCipher, dh
 from waqr.sim.pairing import parse_qr
 from waqr.sim.server import ConnectionHandler
 from waqr.sim.state import LinkedDevice, World
+from waqr.waproto import proto, xeddsa
+from waqr.waproto.noise import INTRO_HEADER, SymmetricState, TransportCipher, dh
 
 RECV_TIMEOUT = 5.0  # every wait in these tests is bounded
 

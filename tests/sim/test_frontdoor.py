@@ -363,7 +363,7 @@ async def stop_probe(process: asyncio.subprocess.Process) -> None:
 async def test_the_real_engine_reaches_the_handler_with_its_noise_hello(
     door: FrontDoor, recorder: RecordingHandler, tmp_path: Path
 ) -> None:
-    from waqr.sim.proto import HandshakeMessage
+    from waqr.waproto.proto import HandshakeMessage
 
     process = await run_engine_probe(door, tmp_path, door.proxy_url)
     try:

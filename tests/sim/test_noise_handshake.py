@@ -8,11 +8,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from tests.sim.fake_wa_client import ChainRejected, NoiseInitiator, verify_chain
-from waqr.sim import proto
 from waqr.sim.binary import Node
 from waqr.sim.certs import ServerIdentity, build_cert_chain, load_or_create_root
-from waqr.sim.noise import INTRO_HEADER, PROTOCOL_NAME, NoiseError, ServerHandshake, hkdf_pair
-from waqr.sim.xeddsa import SigningKey
+from waqr.waproto import proto
+from waqr.waproto.noise import INTRO_HEADER, PROTOCOL_NAME, NoiseError, ServerHandshake, hkdf_pair
+from waqr.waproto.xeddsa import SigningKey
 
 
 def _payload() -> object:

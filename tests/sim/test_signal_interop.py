@@ -22,7 +22,6 @@ from typing import Any
 import pytest
 
 from waqr.sim.node import JID
-from waqr.sim.proto import Message
 from waqr.sim.signal import (
     Ciphertext,
     DuplicateMessage,
@@ -33,6 +32,7 @@ from waqr.sim.signal import (
 )
 from waqr.sim.signal.contact import Contact
 from waqr.sim.signal.padding import pad, unpad
+from waqr.waproto.proto import Message
 
 PEER_SCRIPT = Path(__file__).with_name("axolotl_peer.py")
 PEER_ADDRESS = "peer:1"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from waqr.sim.proto import Message
 from waqr.sim.signal import InvalidMessage, decode_text, encode_text, padding
 from waqr.sim.signal.padding import pad, unpad
+from waqr.waproto.proto import Message
 
 
 def test_padding_is_n_bytes_of_value_n_between_1_and_15() -> None:

@@ -6,7 +6,7 @@ import hashlib
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from waqr.sim.xeddsa import SigningKey, edwards_from_montgomery, montgomery_from_edwards, verify
+from waqr.waproto.xeddsa import SigningKey, edwards_from_montgomery, montgomery_from_edwards, verify
 
 
 def test_published_key_is_the_x25519_key_of_the_same_secret() -> None:

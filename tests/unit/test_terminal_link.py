@@ -177,3 +177,28 @@ def test_status_words_for_a_session_that_is_retrying() -> None:
         "Retrying:  next attempt 2026-11-26 20:00:30 UTC (in 30 s)",
         "Bridge:    http://127.0.0.1:8000 (following the bot; cache ok)",
     ]
+
+
+def test_the_doctors_verdict_is_shown_with_its_fixes() -> None:
+    from waqr.terminal.link import reason_lines
+
+    reason = {
+        "message": "Could not connect to WhatsApp.",
+        "hint": "Check the network.",
+        "diagnosis": {
+            "healthy": False,
+            "layer": "proxy",
+            "cause": "proxy_auth_required",
+            "detail": 'the proxy answered "407 Proxy Authentication Required"',
+            "fixes": ["put the proxy's user and password in WA_PROXY"],
+        },
+    }
+    assert reason_lines(reason) == [
+        "Reason:    Could not connect to WhatsApp.",
+        "Next step: Check the network.",
+        "Doctor:    proxy failed (proxy_auth_required)",
+        '           the proxy answered "407 Proxy Authentication Required"',
+        "Fix:       put the proxy's user and password in WA_PROXY",
+    ]
+    healthy = {**reason, "diagnosis": {"healthy": True}}
+    assert reason_lines(healthy) == reason_lines(reason)[:2]

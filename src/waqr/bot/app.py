@@ -25,6 +25,7 @@ from waqr.bot.auth import BotTokenAuth
 from waqr.bot.metrics import BotMetrics
 from waqr.bot.registry import SessionRegistry
 from waqr.bot.session import Session
+from waqr.doctor import diagnose as run_diagnosis
 from waqr.http_errors import error_body, install_error_handlers
 from waqr.qr_render import qr_image_response
 from waqr.tasks import cancel, spawn
@@ -169,6 +170,13 @@ def create_app(registry: SessionRegistry, *, manage_lifecycle: bool = True) -> F
         """Link by phone number: returns the 8-character code to type on the phone."""
         pairing = await session.pair_code(body.phone)
         return {"code": pairing.code, "phone": pairing.phone_masked, "status": "pairing_code"}
+
+    @app.get("/diagnose")
+    async def diagnose(session: SessionDep) -> dict[str, Any]:
+        """The connection doctor, run from here (where the engine runs) with the bot's own
+        settings: every layer timed, and the verdict naming the first that failed."""
+        report = await run_diagnosis(registry.settings, bot_status=session.status())
+        return report.as_json()
 
     @app.get("/events", responses=responses.sse())
     async def events(request: Request, session: SessionDep) -> EventSourceResponse:

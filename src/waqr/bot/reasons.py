@@ -28,11 +28,15 @@ class Reason:
     hint: str
     at: float = field(default_factory=time.time)
     detail: str | None = None
+    # The connection doctor's verdict (layer, cause, detail, fixes) on a failure to connect.
+    diagnosis: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"code": self.code, "message": self.message, "hint": self.hint}
         if self.detail:
             body["detail"] = self.detail
+        if self.diagnosis:
+            body["diagnosis"] = self.diagnosis
         return body
 
 

@@ -3,9 +3,11 @@ several WhatsApp accounts will be served later."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Callable
 
+from waqr.bot.diagnosis import DiagnosisWatch
 from waqr.bot.policy import SessionPolicy
 from waqr.bot.session import Session
 from waqr.bot.store import SessionStore
@@ -13,6 +15,7 @@ from waqr.engine.protocol import Engine, EngineConfig
 from waqr.engine.supervisor import ChildEngine
 from waqr.engine.version import engine_version
 from waqr.settings import Settings
+from waqr.tasks import cancel, spawn
 
 DEFAULT_SESSION = "default"
 
@@ -62,6 +65,10 @@ class SessionRegistry:
         self.policy = session_policy(settings)
         self.sessions: dict[str, Session] = {}
         self._locked: list[SessionStore] = []
+        # The doctor probes the network path of the real engine child; an injected engine
+        # (tests) has none, so it is not diagnosed.
+        self._diagnose = make_engine is None and settings.doctor_on_failure
+        self._watches: list[asyncio.Task[None]] = []
 
     def open(self, names: tuple[str, ...] = (DEFAULT_SESSION,)) -> None:
         """Create the sessions and take their data-directory locks (DataDirLocked if held)."""
@@ -85,8 +92,14 @@ class SessionRegistry:
     async def start(self) -> None:
         for session in self.sessions.values():
             await session.start()
+            if self._diagnose:
+                watch = DiagnosisWatch(session, self.settings)
+                self._watches.append(spawn(watch.run(), name=f"diagnosis-{session.name}"))
 
     async def close(self) -> None:
+        for task in self._watches:
+            await cancel(task)
+        self._watches.clear()
         for session in self.sessions.values():
             await session.close()
         for store in self._locked:

@@ -280,6 +280,14 @@ class Session:
         finally:
             self._subscribers.discard(queue)
 
+    def attach_diagnosis(self, code: str, diagnosis: dict[str, Any]) -> None:
+        """The connection doctor's verdict on a failure to connect (``bot/diagnosis.py``):
+        kept in the current reason while that still says the engine could not connect."""
+        if self.reason is None or self.reason.code != code:
+            return
+        self.reason = dataclasses.replace(self.reason, diagnosis=diagnosis)
+        self._publish({"type": "state", "data": self.status()})
+
     # === requests (the API's side of the queue) ============================================
     def note_qr_demand(self) -> None:
         """Someone asked for a QR: keep QR batches coming, and wake a timed-out session."""

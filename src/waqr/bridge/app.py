@@ -59,6 +59,9 @@ class Bridge:
             timeout=settings.bot_timeout,
             pair_timeout=settings.bot_pair_timeout,
             logout_timeout=settings.bot_logout_timeout,
+            # The doctor's network steps each have their bound, the Noise wait its own; the
+            # bot's answer may take them all, plus a TLS re-inspection.
+            diagnose_timeout=settings.doctor_timeout * 6 + settings.doctor_noise_timeout + 5,
             token=settings.bot_token.split(",", 1)[0] if settings.bot_token else None,
             ca_file=settings.bot_ca_file,
         )
@@ -280,6 +283,13 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
         """Link by phone number: returns the 8-character code to type on the phone."""
         async with audited(request, "pair_code"):
             return await _bridge(request).bot.pair_code("+" + body.phone)
+
+    @admin.get("/diagnose", responses=examples.ok(examples.DIAGNOSE))
+    async def diagnose(request: Request) -> dict[str, Any]:
+        """The connection doctor, run by the bot from where the engine runs: each layer
+        (config, DNS, TCP, proxy, TLS, WebSocket, Noise, account) with its time, and the
+        verdict (first failing layer, cause, fixes). ``healthy`` is false when one failed."""
+        return await _bridge(request).bot.diagnose()
 
     @admin.get("/events", responses=examples.sse())
     async def events(request: Request) -> EventSourceResponse:

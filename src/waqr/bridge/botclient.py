@@ -63,6 +63,7 @@ class BotClient:
         timeout: float,
         pair_timeout: float | None = None,
         logout_timeout: float | None = None,
+        diagnose_timeout: float | None = None,
         token: str | None = None,
         ca_file: Path | None = None,
     ) -> None:
@@ -72,6 +73,7 @@ class BotClient:
         self.timeout = timeout
         self.pair_timeout = timeout if pair_timeout is None else pair_timeout
         self.logout_timeout = timeout if logout_timeout is None else logout_timeout
+        self.diagnose_timeout = timeout if diagnose_timeout is None else diagnose_timeout
         # WAQR_BOT_TOKEN, for a bot that requires it (a bot on another host).
         headers = {"Authorization": f"Bearer {token}"} if token else None
         self._http = httpx.AsyncClient(
@@ -136,6 +138,9 @@ class BotClient:
 
     async def logout(self) -> dict[str, Any]:
         return await self._json("POST", "/logout", wait=self.logout_timeout)
+
+    async def diagnose(self) -> dict[str, Any]:
+        return await self._json("GET", "/diagnose", wait=self.diagnose_timeout)
 
     async def pair_code(self, phone: str) -> dict[str, Any]:
         return await self._json("POST", "/pair-code", json={"phone": phone}, wait=self.pair_timeout)

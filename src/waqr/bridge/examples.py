@@ -28,6 +28,28 @@ STATUS: dict[str, Any] = {
     "cache": "ok",
     "bridge": {"pushConnected": True, "keepalive": {"leader": True, "lock": "held"}},
 }
+DIAGNOSE: dict[str, Any] = {
+    "healthy": False,
+    "target": "web.whatsapp.com:443",
+    "via": None,
+    "verdict": {
+        "layer": "noise",
+        "outcome": "failed",
+        "detail": "the server closed the connection right after ClientHello, with every layer "
+        "below healthy: this is how WhatsApp refuses an IP range it blocks",
+        "elapsedMs": 41.0,
+        "cause": "noise_refused",
+        "fixes": [
+            "set WA_PROXY to a proxy on a network WhatsApp accepts",
+            "run the bot on another host (a residential or business connection)",
+        ],
+    },
+    "steps": [
+        {"layer": "config", "outcome": "ok", "detail": "no WA_PROXY; ...", "elapsedMs": 3.1},
+        {"layer": "dns", "outcome": "ok", "detail": "web.whatsapp.com -> ...", "elapsedMs": 12.0},
+        {"layer": "tcp", "outcome": "ok", "detail": "connected to ...:443", "elapsedMs": 20.4},
+    ],
+}
 QR: dict[str, Any] = {
     "status": "qr_ready",
     "qr": "https://wa.me/settings/linked_devices#2@AbC...,base64...,base64...,base64...,6",

@@ -1,14 +1,12 @@
 """waqr.sim: a local WhatsApp Web simulator that an unmodified whatsmeow/neonize client links to.
 
-Standalone by design: nothing in here imports the rest of ``waqr``. The protocol facts it follows
-are in ``shared/docs/wa-protocol.md`` (cited as "doc §N" in comments).
+Standalone by design: nothing in here imports the rest of ``waqr`` but the protocol pieces it
+shares with the connection doctor (``waqr.waproto``: proto, xeddsa, noise, certchain). The
+protocol facts it follows are in ``shared/docs/wa-protocol.md`` (cited as "doc §N" in comments).
 
 Modules, bottom up:
-  proto         neonize's generated protobuf classes, imported without loading neonize's Go library
   tokens        the WABinary token dictionaries (dictionary version 3)
   node, binary  WABinary ``Node``/``JID`` and their encoding
-  xeddsa        Curve25519 ("XEdDSA-style") signatures as libsignal checks them
-  noise         server side of the Noise_XX handshake and the transport cipher
   certs         the Noise root / intermediate / leaf certificate chain
   pairing       QR parsing and the ADV device identity the phone signs
   paircode      the pairing-code cryptography (phone side)

@@ -16,8 +16,8 @@ from typing import Final
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from waqr.sim import proto
-from waqr.sim.xeddsa import SigningKey
+from waqr.waproto import proto
+from waqr.waproto.xeddsa import SigningKey
 
 ROOT_ISSUER_SERIAL: Final = 0  # the client requires the intermediate's issuerSerial to be 0
 INTERMEDIATE_SERIAL: Final = 1

@@ -13,8 +13,8 @@ import hmac
 from dataclasses import dataclass, field
 from typing import Final
 
-from waqr.sim import proto, xeddsa
-from waqr.sim.xeddsa import SigningKey
+from waqr.waproto import proto, xeddsa
+from waqr.waproto.xeddsa import SigningKey
 
 QR_PREFIX: Final = "https://wa.me/settings/linked_devices#"
 # Signature prefixes (whatsmeow pair.go): account signature 06 00, device signature 06 01.

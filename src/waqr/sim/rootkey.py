@@ -22,10 +22,8 @@ import threading
 from pathlib import Path
 from typing import Final, NamedTuple
 
-# whatsmeow handshake.go `WACertPubKey` (doc §1); Baileys calls it WA_CERT_DETAILS.PUBLIC_KEY.
-WHATSAPP_ROOT_KEY: Final = bytes.fromhex(
-    "142375574d0a587166aae71ebe516437c4a28b73e3695c6ce1f7f9545da8ee6b"
-)
+from waqr.waproto.certchain import WHATSAPP_ROOT_KEY
+
 KEY_SIZE: Final = 32
 PACKAGE: Final = "neonize"
 COMPLETE_MARKER: Final = ".waqr-patched"

@@ -17,7 +17,6 @@ import time
 from collections.abc import Awaitable
 from typing import Any, Final
 
-from waqr.sim import proto
 from waqr.sim.binary import BinaryError, Node, pack_frame, unpack_frame
 from waqr.sim.blackhole import BlackHole
 from waqr.sim.certs import ServerIdentity
@@ -25,10 +24,11 @@ from waqr.sim.chaos import ChaosPoint
 from waqr.sim.frontdoor import FrameConn, FrameConnClosed
 from waqr.sim.iqs import ClientIqs
 from waqr.sim.node import JID, iq_error
-from waqr.sim.noise import INTRO_HEADER, NoiseError, ServerHandshake, TransportCipher
 from waqr.sim.registration import Registration
 from waqr.sim.relay import deliver
 from waqr.sim.state import LinkedDevice, Refusal, SessionKind, World
+from waqr.waproto import proto
+from waqr.waproto.noise import INTRO_HEADER, NoiseError, ServerHandshake, TransportCipher
 
 log = logging.getLogger("waqr.sim.server")
 

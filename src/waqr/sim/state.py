@@ -23,7 +23,7 @@ from waqr.sim.node import DEFAULT_SERVER, JID, Node
 from waqr.sim.pairing import QRPayload
 from waqr.sim.signal.contact import Contact
 from waqr.sim.signal.prekeys import PublishedKeys
-from waqr.sim.xeddsa import SigningKey
+from waqr.waproto.xeddsa import SigningKey
 
 SessionKind = Literal["handshake", "registration", "login"]
 Conflict = Literal["replaced", "device_removed"]

@@ -258,4 +258,14 @@ def reason_lines(reason: dict[str, Any], indent: str = "") -> list[str]:
         lines.append(f"{indent}Next step: {reason['hint']}")
     if reason.get("fix") and reason.get("fix") != reason.get("hint"):
         lines.append(f"{indent}Fix:       {reason['fix']}")
+    diagnosis = reason.get("diagnosis")
+    if isinstance(diagnosis, dict) and not diagnosis.get("healthy"):
+        # The connection doctor's verdict: the first layer that failed, why, and the fixes.
+        lines.append(
+            f"{indent}Doctor:    {diagnosis.get('layer')} failed ({diagnosis.get('cause')})"
+        )
+        if diagnosis.get("detail"):
+            lines.append(f"{indent}           {diagnosis['detail']}")
+        for fix in diagnosis.get("fixes") or []:
+            lines.append(f"{indent}Fix:       {fix}")
     return lines

@@ -3,7 +3,7 @@
 A public key on the Signal wire is 33 bytes: the "djb" type byte 0x05 and the 32-byte X25519
 u-coordinate (libsignal ``ecc.DjbType``); WhatsApp's binary nodes carry the bare 32 bytes.
 An identity key is an Ed25519 key published in Montgomery form, so the same secret both signs
-(XEdDSA-style, ``waqr.sim.xeddsa``) and does X25519 in the X3DH handshake.
+(XEdDSA-style, ``waqr.waproto.xeddsa``) and does X25519 in the X3DH handshake.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Final, Protocol
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 from waqr.sim.signal.errors import InvalidKey
-from waqr.sim.xeddsa import KEY_SIZE, SigningKey, verify
+from waqr.waproto.xeddsa import KEY_SIZE, SigningKey, verify
 
 DJB_TYPE: Final = 0x05
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
 
-from waqr.sim.proto import Message
 from waqr.sim.signal.errors import InvalidMessage
 from waqr.sim.signal.padding import pad, unpad
+from waqr.waproto.proto import Message
 
 
 @dataclass(frozen=True)

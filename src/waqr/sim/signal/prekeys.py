@@ -18,7 +18,7 @@ from waqr.sim.node import JID, Node
 from waqr.sim.signal.errors import InvalidKey
 from waqr.sim.signal.keys import DJB_TYPE, PreKeyBundle, serialize_public
 from waqr.sim.signal.store import ProtocolStore
-from waqr.sim.xeddsa import verify
+from waqr.waproto.xeddsa import verify
 
 KEY_ID_SIZE: Final = 3
 REGISTRATION_ID_SIZE: Final = 4

@@ -18,7 +18,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from waqr.sim import proto
+from waqr.waproto import proto
 
 PROTOCOL_NAME: Final = b"Noise_XX_25519_AESGCM_SHA256\x00\x00\x00\x00"
 INTRO_HEADER: Final = b"WA\x06\x03"  # "WA", magic 6, token dictionary version 3 (doc §2)
