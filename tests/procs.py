@@ -65,6 +65,9 @@ class ServiceProcess:
             port_var: str(self.port),
             "WAQR_API_HOST": "127.0.0.1",
             "WAQR_LOG_LEVEL": "DEBUG",
+            # Never the internet: a test that does not route the bot elsewhere sends its
+            # WhatsApp connection (and the doctor's probes) to a closed loopback port.
+            "WA_PROXY": "http://127.0.0.1:9",
             **self.env,
         }
         self.log_path = self.data_dir.parent / f"{self.command}-{self.port}.log"

@@ -171,7 +171,7 @@ def create_app(registry: SessionRegistry, *, manage_lifecycle: bool = True) -> F
         pairing = await session.pair_code(body.phone)
         return {"code": pairing.code, "phone": pairing.phone_masked, "status": "pairing_code"}
 
-    @app.get("/diagnose")
+    @app.get("/diagnose", responses=responses.errors())
     async def diagnose(session: SessionDep) -> dict[str, Any]:
         """The connection doctor, run from here (where the engine runs) with the bot's own
         settings: every layer timed, and the verdict naming the first that failed."""
