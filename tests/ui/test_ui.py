@@ -61,7 +61,7 @@ def test_a_scan_turns_the_badge_connected(stack: Stack, page: Page) -> None:
     badge_state(page, "connected")
     expect(page.get_by_text("Number: +15")).to_be_visible()
     assert "15550001111" not in page.content()  # the number is shown masked
-    expect(page.get_by_role("button", name="Log out")).to_be_visible()
+    expect(page.get_by_role("button", name="Log out…")).to_be_visible()
     shot(page, "connected")
 
 
@@ -139,7 +139,7 @@ def test_a_link_that_stops_answering_is_shown_unstable_not_green(
     badge_state(page, "connected")
     stack.sim.faults(ignore_pings=True)  # WhatsApp stops answering the keepalive
     unstable = page.locator(f'{BADGE}[data-state="connected"][data-unstable="true"]')
-    # Pings are 20-30 s apart with a 10 s deadline; the page polls every second.
+    # Pings are 20-30 s apart with a 10 s deadline; the bot pushes the change.
     expect(unstable).to_be_visible(timeout=90_000)
     expect(unstable).to_contain_text("unstable")
     expect(page.get_by_text("not answering this link's keepalive pings")).to_be_visible()
