@@ -39,7 +39,7 @@ from waqr import lifeline
 from waqr.errors import StackFailed
 from waqr.logs import log_event
 from waqr.settings import Settings
-from waqr.ui.launch import streamlit_command
+from waqr.ui.launch import streamlit_command, ui_environment
 
 log = logging.getLogger("waqr.up")
 ui_log = logging.getLogger("waqr.ui.streamlit")
@@ -255,6 +255,7 @@ class Stack:
             "ui",
             streamlit_command(s.ui_host, s.ui_port),
             {
+                **ui_environment(s),
                 "WA_QR_API_URL": f"http://127.0.0.1:{s.api_port}",
                 "WA_QR_BRIDGE_TOKEN": self._banner.token,
             },

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from argon2 import PasswordHasher
 
-from waqr.ui.signin import PasswordThrottle, email_allowed, is_loopback, password_matches
+from waqr.ui.config import is_loopback
+from waqr.ui.signin import PasswordThrottle, email_allowed, password_matches
 
 
 def test_the_allow_list_takes_addresses_and_domains() -> None:

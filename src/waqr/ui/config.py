@@ -5,12 +5,14 @@ starts; this module only reads them inside the Streamlit script."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 
 DEFAULT_API_URL = "http://127.0.0.1:8000"
 DEFAULT_SESSION_TTL = 8 * 3600
 AUTH_MODES = ("none", "password", "oidc")
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 @dataclass(frozen=True)
@@ -58,3 +60,12 @@ def load_ui_config() -> UiConfig:
         session_ttl=session_ttl,
         allowed_emails=email_list(_read("WAQR_UI_ALLOWED_EMAILS")),
     )
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -8,7 +8,6 @@ the page draws nothing else and calls nothing of the bridge until it returns a n
 
 from __future__ import annotations
 
-import ipaddress
 import threading
 import time
 from collections import deque
@@ -17,21 +16,11 @@ import streamlit as st
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from waqr.ui.config import UiConfig
+from waqr.ui.config import UiConfig, is_loopback
 from waqr.ui.view import error_html
 
 MAX_FAILURES = 5  # wrong passwords per browser address per window
 WINDOW_SECONDS = 60.0
-LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
-
-
-def is_loopback(host: str) -> bool:
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def email_allowed(email: str | None, allowed: tuple[str, ...]) -> bool:
