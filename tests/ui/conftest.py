@@ -34,13 +34,30 @@ CHROMIUM_ARGS = [
 
 
 @contextlib.contextmanager
-def running_ui(workdir: Path, api_url: str, token: str) -> Iterator[str]:
-    port = free_port()
+def running_ui(
+    workdir: Path,
+    api_url: str,
+    token: str,
+    *,
+    env: dict[str, str] | None = None,
+    secrets_file: Path | None = None,
+    port: int | None = None,
+) -> Iterator[str]:
+    port = port or free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     log = (workdir / f"ui-{port}.log").open("ab")
-    env = {"WA_QR_API_URL": api_url, "WA_QR_BRIDGE_TOKEN": token, "PATH": "/usr/bin:/bin"}
+    full_env = {
+        "WA_QR_API_URL": api_url,
+        "WA_QR_BRIDGE_TOKEN": token,
+        "PATH": "/usr/bin:/bin",
+        **(env or {}),
+    }
     process = subprocess.Popen(
-        streamlit_command("127.0.0.1", port), env=env, stdout=log, stderr=subprocess.STDOUT
+        streamlit_command("127.0.0.1", port, secrets_file=secrets_file),
+        env=full_env,
+        cwd=workdir,  # no stray .streamlit/secrets.toml from the checkout
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     log.close()
     url = f"http://127.0.0.1:{port}"
@@ -106,3 +123,13 @@ def shot(page: Page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def bridge_requests(api: ServiceProcess) -> float:
+    """Every HTTP request the bridge has answered (its own /metrics excluded)."""
+    text = api.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("http_requests_total{")
+    )

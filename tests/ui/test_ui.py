@@ -130,9 +130,7 @@ def test_a_stopped_bridge_says_so(tmp_path: Path, page: Page) -> None:
         assert "Traceback" not in page.content()
 
 
-def test_a_link_that_stops_answering_is_shown_unstable_not_green(
-    stack: Stack, page: Page
-) -> None:
+def test_a_link_that_stops_answering_is_shown_unstable_not_green(stack: Stack, page: Page) -> None:
     page.goto(stack.ui_url)
     badge_state(page, "qr_ready")
     stack.sim.scan(shown_qr(page))

@@ -83,7 +83,8 @@ def password_matches(password: str, password_hash: str) -> bool:
 
 
 def _client_address() -> str:
-    return str(st.context.ip_address or "unknown")
+    # Streamlit gives no address for a browser on the same machine (loopback).
+    return str(st.context.ip_address or "local")
 
 
 def _refuse(kind: str, message: str) -> None:
