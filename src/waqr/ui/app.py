@@ -105,6 +105,7 @@ def linking_display(snapshot: Snapshot, state: str) -> None:
     if code:
         st.markdown(CODE_STEPS)
         show_html(pair_code_html(str(code)))
+        st.session_state["pair_code_shown"] = True
         return
     pairing = (snapshot.status or {}).get("pairingCode") or {}
     st.text(
@@ -160,6 +161,7 @@ def pairing_form(client: BridgeClient, user: str) -> None:
             show_error(error)
             return
     st.session_state["pair_code"] = str(reply.get("code"))
+    st.session_state["pair_code_shown"] = False
     st.rerun(scope="fragment")  # the code shows in the pairing-code display, once
 
 
@@ -191,8 +193,13 @@ def live_panel(feed: BridgeFeed, client: BridgeClient, user: str) -> None:
     if said:
         show_html(text_html("waqr-reason", said[0], strong=True))
         show_html(text_html("waqr-hint", said[1]))
-    if state != "pairing_code":
-        st.session_state.pop("pair_code", None)  # a used or superseded code is not shown
+    if state == "connected" or (
+        state != "pairing_code" and st.session_state.get("pair_code_shown")
+    ):
+        # A used or superseded code is not left on screen. One not shown yet waits for the
+        # pushed pairing_code state, which may arrive after the bot's reply.
+        st.session_state.pop("pair_code", None)
+        st.session_state.pop("pair_code_shown", None)
     if state in ("qr_ready", "pairing_code"):
         linking_display(snapshot, state)
     elif state == "connected":
