@@ -37,6 +37,8 @@ def shown_qr(page: Page) -> str:
 def test_the_qr_appears_and_follows_a_rotation(stack: Stack, page: Page) -> None:
     page.goto(stack.ui_url)
     badge_state(page, "qr_ready")
+    expect(page.get_by_text("Open page (WAQR_UI_AUTH=none)")).to_be_visible()  # it says so
+    expect(page.get_by_text("WhatsApp → Linked devices → Link a device")).to_be_visible()
     first = shown_qr(page)
     assert first == stack.bot.get("/qr").json()["qr"]
     countdown = page.locator('[data-testid="waqr-countdown"]')

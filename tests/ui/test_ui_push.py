@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.harness import bot_on, simulator
-from tests.integration.test_bridge import TOKEN, running_bridge
-from tests.ui.conftest import Stack, bridge_requests, running_ui, shot
+from tests.integration.test_bridge import TOKEN
+from tests.ui.conftest import Stack, bridge_requests, running_stack, running_ui, shot
 from tests.ui.fake_bridge import fake_bridge
 from tests.ui.test_ui import badge_state, shown_qr
 
@@ -62,18 +61,9 @@ def test_markup_in_a_reason_or_push_name_is_shown_as_text(tmp_path: Path, page: 
 
 @pytest.fixture
 def slow_qr_stack(tmp_path: Path, sim_state: Path) -> Iterator[Stack]:
-    """Six refs per registration: the QR stays up through the 60 s watch, rotating."""
-    with simulator(sim_state) as sim:
-        sim.faults(refs=6)
-        bot = bot_on(sim, tmp_path / "bot").start()
-        try:
-            with (
-                running_bridge(tmp_path / "api", bot.url) as api,
-                running_ui(tmp_path / "ui", api.url, TOKEN) as ui_url,
-            ):
-                yield Stack(sim, bot, api, ui_url)
-        finally:
-            bot.stop()
+    """Six refs per batch: the QR stays up through the 60 s watch, rotating."""
+    with running_stack(tmp_path, sim_state, refs=6) as stack:
+        yield stack
 
 
 @pytest.mark.timeout(420)

@@ -4,21 +4,24 @@ provider process on loopback (oidc-provider-mock)."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 from argon2 import PasswordHasher
 from playwright.sync_api import Page, expect
 
-from tests.e2e.harness import SimThread, bot_on, simulator
-from tests.integration.test_bridge import TOKEN, running_bridge
-from tests.procs import ServiceProcess, free_port, wait_until
-from tests.ui.conftest import bridge_requests, running_ui, shot
+from tests.integration.test_bridge import TOKEN
+from tests.procs import ServiceProcess, free_port
+from tests.ui.conftest import (
+    Backend,
+    bridge_requests,
+    running_backend,
+    running_ui,
+    serving,
+    shot,
+)
 from tests.ui.test_ui import BADGE, ERROR, badge_state, shown_qr
 from waqr.settings import load_settings
 from waqr.ui.launch import write_oidc_secrets
@@ -29,23 +32,10 @@ PASSWORD = "a long operator passphrase 7"
 PHONE = "+15550001111"
 
 
-@dataclass
-class Backend:
-    sim: SimThread
-    bot: ServiceProcess
-    api: ServiceProcess
-
-
 @pytest.fixture
 def backend(tmp_path: Path, sim_state: Path) -> Iterator[Backend]:
-    with simulator(sim_state) as sim:
-        sim.faults(refs=6)
-        bot = bot_on(sim, tmp_path / "bot").start()
-        try:
-            with running_bridge(tmp_path / "api", bot.url) as api:
-                yield Backend(sim, bot, api)
-        finally:
-            bot.stop()
+    with running_backend(tmp_path, sim_state, refs=6) as running:
+        yield running
 
 
 def audit_users(api: ServiceProcess) -> list[tuple[str, str | None]]:
@@ -123,26 +113,13 @@ def test_password_sign_in_guards_every_action_and_signs_out(
 def oidc_provider(tmp_path: Path) -> Iterator[str]:
     """oidc-provider-mock, a real OpenID Connect provider, on a loopback port."""
     port = free_port()
-    log = (tmp_path / "oidc.log").open("ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "oidc_provider_mock", "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    log.close()
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(
-            lambda: httpx.get(url + "/.well-known/openid-configuration", timeout=2).is_success,
-            30,
-        )
+    with serving(
+        [sys.executable, "-m", "oidc_provider_mock", "--host", "127.0.0.1", "--port", str(port)],
+        tmp_path / "oidc.log",
+        url + "/.well-known/openid-configuration",
+    ):
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def provider_sign_in(page: Page, email: str) -> None:
@@ -155,9 +132,9 @@ def provider_sign_out(page: Page) -> None:
     """Streamlit's st.logout ends the session at the provider too: confirm it there."""
     page.get_by_role("button", name="Sign out").click()
     page.get_by_role("button", name="End session").click(timeout=30_000)
-    expect(
-        page.get_by_role("button", name="Sign in with your identity provider")
-    ).to_be_visible(timeout=30_000)
+    expect(page.get_by_role("button", name="Sign in with your identity provider")).to_be_visible(
+        timeout=30_000
+    )
 
 
 @pytest.mark.timeout(300)

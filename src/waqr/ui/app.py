@@ -22,7 +22,7 @@ from waqr.qr_render import render_png
 from waqr.ui.client import BridgeClient, UiError
 from waqr.ui.config import UiConfig, load_ui_config
 from waqr.ui.feed import BridgeFeed, Snapshot
-from waqr.ui.signin import sign_out_button, signed_in_user
+from waqr.ui.signin import OPEN_NOTE, sign_out_button, signed_in_user
 from waqr.ui.view import (
     account_lines,
     badge_html,
@@ -217,10 +217,14 @@ def main() -> None:
     user = signed_in_user(config)
     if user is None:
         return
-    title, out = st.columns([4, 1], vertical_alignment="bottom")
-    title.title("WhatsApp link")
-    with out:
-        sign_out_button(config)
+    if config.auth == "none":
+        st.title("WhatsApp link")
+        st.caption(OPEN_NOTE)
+    else:
+        title, out = st.columns([4, 1], vertical_alignment="center")
+        title.title("WhatsApp link")
+        with out:
+            sign_out_button(config)
     if not config.token:
         show_error(
             UiError(

@@ -163,14 +163,14 @@ def _forget_password_user() -> None:
     st.session_state.pop("user", None)
 
 
+OPEN_NOTE = (
+    "Open page (WAQR_UI_AUTH=none): anyone who can reach this address can link or unlink. "
+    "Fine on loopback for local use only."
+)
+
+
 def sign_out_button(config: UiConfig) -> None:
-    """Sign out (password or OIDC), or the note that the page is open (none)."""
     if config.auth == "password":
         st.button("Sign out", key="sign_out", on_click=_forget_password_user)
     elif config.auth == "oidc":
         st.button("Sign out", key="sign_out", on_click=st.logout)
-    else:
-        st.caption(
-            "Open page (WAQR_UI_AUTH=none): anyone who can reach this address can link or "
-            "unlink. Fine on loopback for local use only."
-        )
