@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.integration.test_bridge import TOKEN
+from tests.integration.test_bridge import TOKEN, running_bridge
+from tests.procs import free_port
 from tests.ui.conftest import Stack, bridge_requests, running_stack, running_ui, shot
 from tests.ui.fake_bridge import fake_bridge
 from tests.ui.test_ui import badge_state, shown_qr
@@ -120,3 +121,17 @@ def test_with_the_stream_down_the_page_polls_slowly_and_says_so(tmp_path: Path, 
             )
             bridge.set({**status, "status": "logged_out"})
             badge_state(page, "logged_out", 20_000)
+
+
+@pytest.mark.timeout(180)
+def test_a_bridge_without_its_bot_names_bot_url(tmp_path: Path, page: Page) -> None:
+    with (
+        running_bridge(tmp_path / "api", f"http://127.0.0.1:{free_port()}") as api,
+        running_ui(tmp_path / "ui", api.url, TOKEN) as url,
+    ):
+        page.goto(url)
+        error = page.locator('[data-testid="waqr-error"][data-kind="bot_down"]').first
+        expect(error).to_be_visible(timeout=30_000)
+        expect(error).to_contain_text("check BOT_URL on the bridge and that waqr bot runs")
+        assert "`" not in error.inner_text()
+        shot(page, "bot_unreachable")

@@ -22,6 +22,7 @@ from tests.ui.conftest import (
     serving,
     shot,
 )
+from tests.ui.fake_bridge import fake_bridge
 from tests.ui.test_ui import BADGE, ERROR, badge_state, shown_qr
 from waqr.settings import load_settings
 from waqr.ui.launch import write_oidc_secrets
@@ -183,3 +184,23 @@ def test_oidc_sign_in_admits_the_allow_list_only(
         provider_sign_out(page)
         assert page.locator(BADGE).count() == 0
     assert ("relink", "bo@ops.example.org") in audit_users(backend.api)
+
+
+@pytest.mark.timeout(180)
+def test_a_password_session_expires_on_an_open_page(tmp_path: Path, page: Page) -> None:
+    env = {
+        "WAQR_UI_AUTH": "password",
+        "WAQR_UI_PASSWORD_HASH": PasswordHasher().hash(PASSWORD),
+        "WAQR_UI_SESSION_TTL": "8",
+    }
+    with (
+        fake_bridge({"status": "logged_out", "keepaliveFailing": False}) as bridge,
+        running_ui(tmp_path / "ui", bridge.url, TOKEN, env=env) as url,
+    ):
+        page.goto(url)
+        page.get_by_label("Password", exact=True).fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        badge_state(page, "logged_out")
+        # Nobody touches the page: the live panel itself notices the end of the session.
+        expect(page.get_by_text("Your session expired")).to_be_visible(timeout=60_000)
+        sign_in_form_only(page)

@@ -22,7 +22,7 @@ from waqr.qr_render import render_png
 from waqr.ui.client import BridgeClient, UiError
 from waqr.ui.config import UiConfig, load_ui_config
 from waqr.ui.feed import BridgeFeed, Snapshot
-from waqr.ui.signin import OPEN_NOTE, sign_out_button, signed_in_user
+from waqr.ui.signin import OPEN_NOTE, expired, sign_out_button, signed_in_user
 from waqr.ui.view import (
     account_lines,
     badge_html,
@@ -165,7 +165,9 @@ def pairing_form(client: BridgeClient, user: str) -> None:
     st.rerun(scope="fragment")  # the code shows in the pairing-code display, once
 
 
-def live_panel(feed: BridgeFeed, client: BridgeClient, user: str) -> None:
+def live_panel(config: UiConfig, feed: BridgeFeed, client: BridgeClient, user: str) -> None:
+    if expired(config):
+        st.rerun(scope="app")  # the whole page: back to the sign-in form
     snapshot = feed.snapshot()
     if not snapshot.started:
         st.caption("Asking the bridge…")
@@ -236,7 +238,7 @@ def main() -> None:
         return
     feed = feed_for(config.api_url, config.token)
     client = client_for(config.api_url, config.token)
-    st.fragment(run_every=1)(live_panel)(feed, client, user)
+    st.fragment(run_every=1)(live_panel)(config, feed, client, user)
     st.caption(f"Bridge: {safe_url(config.api_url)}")
 
 

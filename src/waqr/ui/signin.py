@@ -91,6 +91,14 @@ def _refuse(kind: str, message: str) -> None:
     st.markdown(error_html(kind, message), unsafe_allow_html=True)
 
 
+def expired(config: UiConfig) -> bool:
+    """A password sign-in past ``WAQR_UI_SESSION_TTL`` (the live panel checks each second)."""
+    if config.auth != "password":
+        return False
+    signed_in_at = st.session_state.get("signed_in_at")
+    return signed_in_at is None or time.time() - signed_in_at >= config.session_ttl
+
+
 def _password_user(config: UiConfig) -> str | None:
     signed_in_at = st.session_state.get("signed_in_at")
     if signed_in_at is not None and time.time() - signed_in_at < config.session_ttl:
