@@ -93,9 +93,10 @@ def test_the_pairing_form_rejects_a_bad_number_and_shows_a_code(stack: Stack, pa
     field = page.get_by_label("Phone number with country code")
     field.fill("12345")
     page.get_by_role("button", name="Get pairing code").click()
-    expect(page.locator(f'{ERROR}[data-kind="invalid_phone"]')).to_contain_text(
-        "must start with '+'"
-    )
+    refusal = page.locator(f'{ERROR}[data-kind="invalid_phone"]')
+    expect(refusal).to_contain_text("must start with '+'")
+    page.wait_for_timeout(2500)  # the live panel redraws every second: the answer stays
+    expect(refusal).to_be_visible()
     field.fill("+15550001111")
     page.get_by_role("button", name="Get pairing code").click()
     code = page.locator('[data-testid="waqr-pair-code"]').first

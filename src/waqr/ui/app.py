@@ -65,12 +65,28 @@ def qr_png(code: str) -> bytes:
     return render_png(code, scale=6)
 
 
+# How long the answer to a click stays on the page: the live panel redraws every second.
+NOTICE_SECONDS = 30.0
+
+
+def remember_error(error: UiError) -> None:
+    st.session_state["notice"] = (error.kind, error.message, time.time())
+
+
+def show_notice() -> None:
+    """The last action's failure, for a while, across the live panel's redraws."""
+    notice = st.session_state.get("notice")
+    if notice and time.time() - notice[2] < NOTICE_SECONDS:
+        show_error(UiError(notice[0], notice[1]))
+
+
 def act(label: str, action: Callable[[], object]) -> None:
-    """Run a bridge action, showing its failure in plain words."""
+    """Run a bridge action; its failure, in plain words, stays on the page a while."""
+    st.session_state.pop("notice", None)
     try:
         action()
     except UiError as error:
-        show_error(error)
+        remember_error(error)
     else:
         st.toast(label)
 
@@ -149,17 +165,18 @@ def pairing_form(client: BridgeClient, user: str) -> None:
         phone = st.text_input("Phone number with country code", placeholder="+4915112345678")
         if not st.form_submit_button("Get pairing code"):
             return
+    st.session_state.pop("notice", None)
     try:
         parse_e164(phone)
     except InvalidPhoneNumber as problem:
-        show_error(UiError("invalid_phone", str(problem)))
-        return
+        remember_error(UiError("invalid_phone", str(problem)))
+        st.rerun(scope="fragment")
     with st.spinner("Asking WhatsApp for a code…"):
         try:
             reply = client.pair_code(phone, user=user)
         except UiError as error:
-            show_error(error)
-            return
+            remember_error(error)
+            st.rerun(scope="fragment")
     st.session_state["pair_code"] = str(reply.get("code"))
     st.session_state["pair_code_shown"] = False
     st.rerun(scope="fragment")  # the code shows in the pairing-code display, once
@@ -180,6 +197,7 @@ def live_panel(config: UiConfig, feed: BridgeFeed, client: BridgeClient, user: s
         )
     if snapshot.error is not None:
         show_error(snapshot.error)
+    show_notice()
     status = snapshot.status
     if status is None:
         return
