@@ -580,9 +580,7 @@ def test_the_audit_log_names_the_person_a_client_acts_for(tmp_path: Path) -> Non
         api.post("/admin/wa/logout", headers=acting)
         api.post("/admin/wa/reconnect", headers=BEARER)
         records = [
-            json.loads(line)
-            for line in api.logs().splitlines()
-            if '"logger": "waqr.audit"' in line
+            json.loads(line) for line in api.logs().splitlines() if '"logger": "waqr.audit"' in line
         ]
     seen = [(r["action"], r["caller"], r.get("user")) for r in records]
     assert seen == [("logout", "token#1", "ana@example.org"), ("reconnect", "token#1", None)]

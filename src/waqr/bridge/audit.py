@@ -28,6 +28,7 @@ def claimed_user(request: Request) -> str | None:
         return None
     return "".join(c if c.isprintable() else "?" for c in name[:MAX_USER_LENGTH])
 
+
 _STATUS: tuple[tuple[type[Exception], int], ...] = (
     (errors.BotUnreachable, 503),
     (errors.BotTimeout, 504),
