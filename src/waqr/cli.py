@@ -290,14 +290,26 @@ def run_api(settings: Settings) -> int:
 
 def run_ui(settings: Settings) -> int:
     from waqr.ui.launch import run_ui as launch
+    from waqr.ui.launch import ui_problem
 
-    log_event(log, "ui starting", host=settings.ui_host, port=settings.ui_port)
-    return launch(settings.ui_host, settings.ui_port, {"WA_QR_API_URL": settings.ui_api_url})
+    problem = ui_problem(settings)
+    if problem is not None:
+        raise ConfigError(problem)
+    log_event(
+        log, "ui starting", host=settings.ui_host, port=settings.ui_port, auth=settings.ui_auth
+    )
+    return launch(settings)
 
 
 def run_up(settings: Settings) -> int:
+    from waqr.ui.launch import ui_problem
     from waqr.up import run_up as run_stack
 
+    problem = ui_problem(settings)
+    if problem is None and settings.ui_auth == "oidc":
+        problem = "waqr up runs the UI with WAQR_UI_AUTH none or password; for oidc run waqr ui"
+    if problem is not None:
+        raise ConfigError(problem)
     return run_stack(settings)
 
 

@@ -186,6 +186,31 @@ class Settings(BaseSettings):
     ui_port: int = Field(8501, ge=1, le=65535, validation_alias=_env("WAQR_UI_PORT"))
     # The bridge the UI talks to (on Streamlit Community Cloud: st.secrets["WA_QR_API_URL"]).
     ui_api_url: str = Field("http://127.0.0.1:8000", validation_alias=_env("WA_QR_API_URL"))
+    # Who may use the UI: none (loopback only; the page says it is open), password, oidc.
+    ui_auth: Literal["none", "password", "oidc"] = Field(
+        "none", validation_alias=_env("WAQR_UI_AUTH")
+    )
+    # An argon2 hash (python -c 'from argon2 import PasswordHasher; print(PasswordHasher()
+    # .hash("..."))'), never the password itself.
+    ui_password_hash: str | None = Field(None, validation_alias=_env("WAQR_UI_PASSWORD_HASH"))
+    # Seconds a password sign-in lasts.
+    ui_session_ttl: int = Field(
+        28800, ge=60, le=30 * 86400, validation_alias=_env("WAQR_UI_SESSION_TTL")
+    )
+    # OIDC (Streamlit's st.login): the client registered at the identity provider, the
+    # provider's discovery document, and this UI's callback (https://ui.example/oauth2callback).
+    ui_oidc_client_id: str | None = Field(None, validation_alias=_env("WAQR_UI_OIDC_CLIENT_ID"))
+    ui_oidc_client_secret: str | None = Field(
+        None, validation_alias=_env("WAQR_UI_OIDC_CLIENT_SECRET")
+    )
+    ui_oidc_metadata_url: str | None = Field(
+        None, validation_alias=_env("WAQR_UI_OIDC_METADATA_URL")
+    )
+    ui_oidc_redirect_uri: str | None = Field(
+        None, validation_alias=_env("WAQR_UI_OIDC_REDIRECT_URI")
+    )
+    # Comma-separated emails or @domains that may sign in with OIDC (empty: nobody).
+    ui_allowed_emails: str = Field("", validation_alias=_env("WAQR_UI_ALLOWED_EMAILS"))
 
     # --- logging ------------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(

@@ -41,7 +41,7 @@ from waqr.bridge.botclient import bot_tls_context
 from waqr.errors import StackFailed
 from waqr.logs import log_event
 from waqr.settings import Settings
-from waqr.ui.launch import streamlit_command
+from waqr.ui.launch import streamlit_command, ui_environment
 
 log = logging.getLogger("waqr.up")
 ui_log = logging.getLogger("waqr.ui.streamlit")
@@ -257,6 +257,7 @@ class Stack:
             "ui",
             streamlit_command(s.ui_host, s.ui_port),
             {
+                **ui_environment(s),
                 "WA_QR_API_URL": f"{'https' if s.api_tls else 'http'}://127.0.0.1:{s.api_port}",
                 "WA_QR_BRIDGE_TOKEN": self._banner.token,
             },

@@ -647,3 +647,15 @@ def test_every_state_changing_call_is_audited_without_secrets(tmp_path: Path) ->
     logs = api.logs()
     for secret in (TOKEN, OTHER_TOKEN, API_KEY, "15112345678"):
         assert secret not in logs
+
+
+def test_the_audit_log_names_the_person_a_client_acts_for(tmp_path: Path) -> None:
+    with running_bridge(tmp_path, "http://127.0.0.1:9") as api:
+        acting = {**BEARER, "X-Waqr-User": "ana@example.org"}
+        api.post("/admin/wa/logout", headers=acting)
+        api.post("/admin/wa/reconnect", headers=BEARER)
+        records = [
+            json.loads(line) for line in api.logs().splitlines() if '"logger": "waqr.audit"' in line
+        ]
+    seen = [(r["action"], r["caller"], r.get("user")) for r in records]
+    assert seen == [("logout", "token#1", "ana@example.org"), ("reconnect", "token#1", None)]

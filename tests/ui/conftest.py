@@ -34,25 +34,55 @@ CHROMIUM_ARGS = [
 
 
 @contextlib.contextmanager
-def running_ui(workdir: Path, api_url: str, token: str) -> Iterator[str]:
-    port = free_port()
-    workdir.mkdir(parents=True, exist_ok=True)
-    log = (workdir / f"ui-{port}.log").open("ab")
-    env = {"WA_QR_API_URL": api_url, "WA_QR_BRIDGE_TOKEN": token, "PATH": "/usr/bin:/bin"}
-    process = subprocess.Popen(
-        streamlit_command("127.0.0.1", port), env=env, stdout=log, stderr=subprocess.STDOUT
-    )
+def serving(
+    command: list[str],
+    log_path: Path,
+    health_url: str,
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Iterator[None]:
+    """A server process, until ``health_url`` answers; stopped (killed if need be) after."""
+    log = log_path.open("ab")
+    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
     log.close()
-    url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: httpx.get(url + "/_stcore/health", timeout=2).status_code == 200, 60)
-        yield url
+        wait_until(lambda: httpx.get(health_url, timeout=2).is_success, 60)
+        yield
     finally:
         process.terminate()
         try:
             process.wait(15)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@contextlib.contextmanager
+def running_ui(
+    workdir: Path,
+    api_url: str,
+    token: str,
+    *,
+    env: dict[str, str] | None = None,
+    secrets_file: Path | None = None,
+    port: int | None = None,
+) -> Iterator[str]:
+    port = port or free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    url = f"http://127.0.0.1:{port}"
+    with serving(
+        streamlit_command("127.0.0.1", port, secrets_file=secrets_file),
+        workdir / f"ui-{port}.log",
+        url + "/_stcore/health",
+        env={
+            "WA_QR_API_URL": api_url,
+            "WA_QR_BRIDGE_TOKEN": token,
+            "PATH": "/usr/bin:/bin",
+            **(env or {}),
+        },
+        cwd=workdir,  # no stray .streamlit/secrets.toml from the checkout
+    ):
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -74,26 +104,43 @@ def page(browser: Browser) -> Iterator[Page]:
 
 
 @dataclass
-class Stack:
+class Backend:
     sim: SimThread
     bot: ServiceProcess
     api: ServiceProcess
+
+
+@dataclass
+class Stack(Backend):
     ui_url: str
+
+
+@contextlib.contextmanager
+def running_backend(workdir: Path, sim_state: Path, *, refs: int) -> Iterator[Backend]:
+    """Simulator, bot and bridge; ``refs`` QR codes per batch (two: rotations every 20 s)."""
+    with simulator(sim_state) as sim:
+        sim.faults(refs=refs)
+        bot = bot_on(sim, workdir / "bot").start()
+        try:
+            with running_bridge(workdir / "api", bot.url) as api:
+                yield Backend(sim, bot, api)
+        finally:
+            bot.stop()
+
+
+@contextlib.contextmanager
+def running_stack(workdir: Path, sim_state: Path, *, refs: int) -> Iterator[Stack]:
+    with (
+        running_backend(workdir, sim_state, refs=refs) as backend,
+        running_ui(workdir / "ui", backend.api.url, TOKEN) as ui_url,
+    ):
+        yield Stack(backend.sim, backend.bot, backend.api, ui_url)
 
 
 @pytest.fixture
 def stack(tmp_path: Path, sim_state: Path) -> Iterator[Stack]:
-    with simulator(sim_state) as sim:
-        sim.faults(refs=2)  # rotations every 20 s
-        bot = bot_on(sim, tmp_path / "bot").start()
-        try:
-            with (
-                running_bridge(tmp_path / "api", bot.url) as api,
-                running_ui(tmp_path / "ui", api.url, TOKEN) as ui_url,
-            ):
-                yield Stack(sim, bot, api, ui_url)
-        finally:
-            bot.stop()
+    with running_stack(tmp_path, sim_state, refs=2) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")
@@ -106,3 +153,13 @@ def shot(page: Page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def bridge_requests(api: ServiceProcess) -> float:
+    """Every HTTP request the bridge has answered (its own /metrics excluded)."""
+    text = api.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("http_requests_total{")
+    )

@@ -426,3 +426,20 @@ async def test_a_closed_session_is_not_reported_unhealthy(make_session) -> None:
     await until(lambda: session.state is State.QR_READY)
     await session.close()
     assert session.health() is None
+
+
+async def test_subscribers_are_told_when_a_link_turns_unstable_and_stable_again(
+    make_session, store
+) -> None:
+    session, script = await linked(make_session, store, keepalive_grace=45)
+    listener = session.subscribe()
+    await anext(listener)  # the current state
+    script.current.emit(p.KeepAliveTimeout(error_count=1))
+    event = await asyncio.wait_for(anext(listener), 5)
+    assert event["type"] == "state"
+    assert event["data"]["status"] == "connected"
+    assert event["data"]["keepaliveFailing"] is True
+    script.current.emit(p.KeepAliveRestored())
+    event = await asyncio.wait_for(anext(listener), 5)
+    assert event["data"]["keepaliveFailing"] is False
+    await listener.aclose()

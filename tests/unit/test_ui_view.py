@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from waqr.ui.view import account_lines, badge_html, countdown, error_html, reason_lines
+import httpx
+
+from waqr.ui.client import error_for, unreachable
+from waqr.ui.view import (
+    account_lines,
+    badge_html,
+    countdown,
+    countdown_html,
+    error_html,
+    reason_lines,
+    safe_url,
+    text_html,
+)
 
 
 def test_badge_carries_the_state_for_people_and_for_tests() -> None:
@@ -52,3 +64,42 @@ def test_a_connected_link_failing_its_keepalive_is_not_shown_green() -> None:
     assert "#16a34a" not in shown
     assert 'data-unstable="false"' in badge_html("connected")
     assert 'data-unstable="false"' in badge_html("qr_ready", unstable=True)
+
+
+def test_a_shown_url_carries_no_credentials() -> None:
+    assert safe_url("https://ana:s3cret@bridge.example.org:8443/base?token=abc#x") == (
+        "https://bridge.example.org:8443/base"
+    )
+    assert safe_url("http://[::1]:8000") == "http://[::1]:8000"
+
+
+def test_outside_text_is_literal_not_markup() -> None:
+    shown = text_html("waqr-reason", "[click](http://evil) <img src=x> **bold**")
+    assert "<img" not in shown
+    assert "&lt;img src=x&gt;" in shown
+    assert "[click](http://evil)" in shown  # st.markdown is never used on it, so this stays
+
+
+def test_the_countdown_starts_from_the_seconds_left_and_ticks_in_the_browser() -> None:
+    shown = countdown_html(1000.0, now=985.2)
+    assert 'data-seconds="15"' in shown
+    assert 'data-expires-at="1000.0"' in shown
+    assert "setInterval" in shown
+
+
+def test_each_refusal_names_its_cause() -> None:
+    def reply(status: int, body: dict[str, str], **headers: str) -> httpx.Response:
+        return httpx.Response(status, json=body, headers=headers)
+
+    assert error_for(reply(401, {"error": "unauthorized"})).kind == "bad_token"
+    throttled = error_for(reply(429, {"error": "too_many_failures"}, **{"Retry-After": "42"}))
+    assert throttled.kind == "throttled"
+    assert "42 s" in throttled.message
+    assert "WA_QR_BRIDGE_TOKEN" in throttled.message
+    bot = error_for(reply(503, {"error": "bot_unreachable", "detail": "x"}))
+    assert bot.kind == "bot_down"
+    assert "BOT_URL" in bot.message
+    assert "`" not in bot.message
+    gone = unreachable("http://u:p@127.0.0.1:9/?token=t", timed_out=False)
+    assert "u:p" not in gone.message
+    assert "token=t" not in gone.message

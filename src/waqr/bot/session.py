@@ -636,11 +636,14 @@ class Session:
             case p.KeepAliveTimeout(error_count=misses, last_success=last_success):
                 self._on_keepalive_missed(misses, last_success)
             case p.KeepAliveRestored():
+                was_failing = self.keepalive_failing
                 self.keepalive_failing = False
                 self._keepalive = None
                 self.last_heard = time.time()
                 if self.state is State.CONNECTED:
                     self._deadline = None
+                if was_failing:  # subscribers (the UI) see the link stable again
+                    self._publish({"type": "state", "data": self.status()})
             case p.Disconnected():
                 self._on_disconnected(engine)
             case p.DialFailed(error=error):
@@ -661,7 +664,10 @@ class Session:
         middlebox, a half-open socket) is left after ``keepalive_grace``: one missed ping
         passes, two in a row do not. whatsmeow itself would wait 3 minutes, then disconnect
         without a word."""
-        self.keepalive_failing = True
+        if not self.keepalive_failing:
+            self.keepalive_failing = True
+            # No state change, but the status changed: subscribers (the UI) show it unstable.
+            self._publish({"type": "state", "data": self.status()})
         if last_success > 0:
             self.last_heard = last_success
         if self._keepalive is None:

@@ -1,13 +1,18 @@
 """The Streamlit page. Run by ``waqr ui`` (or ``streamlit run`` on Community Cloud).
 
-The live part is a fragment that re-runs every second: state badge, reason and next step,
-the QR with its countdown (a rotation shows within a second), the account when linked. The
-controls around it re-run the page only when used.
+Nothing but the sign-in form until someone is signed in (``waqr.ui.signin``). Then the live
+part, a fragment re-drawn every second from the process's one bridge subscription
+(``waqr.ui.feed``): it costs the bridge nothing, and the QR's countdown ticks in the browser.
+One display per state: the QR with its countdown and instruction; the pairing code with its
+instruction; the account with its actions. Text from outside (a reason, a hint, a push name)
+is shown as literal text, never markdown.
 """
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
 
 import streamlit as st
 
@@ -15,21 +20,33 @@ from waqr.errors import InvalidPhoneNumber
 from waqr.phone import parse_e164
 from waqr.qr_render import render_png
 from waqr.ui.client import BridgeClient, UiError
-from waqr.ui.config import load_ui_config
+from waqr.ui.config import UiConfig, load_ui_config
+from waqr.ui.feed import BridgeFeed, Snapshot
+from waqr.ui.signin import OPEN_NOTE, expired, sign_out_button, signed_in_user
 from waqr.ui.view import (
     account_lines,
     badge_html,
-    countdown,
+    countdown_html,
     error_html,
     pair_code_html,
     reason_lines,
+    safe_url,
+    text_html,
 )
 
-LINKING = ("qr_ready", "pairing_code")
+QR_STEPS = "On your phone: WhatsApp → Linked devices → Link a device, then scan this code."
+CODE_STEPS = (
+    "On your phone: WhatsApp → Linked devices → Link a device → Link with phone number "
+    "instead, then type this code:"
+)
 
 
 def show_error(error: UiError) -> None:
     st.markdown(error_html(error.kind, error.message), unsafe_allow_html=True)
+
+
+def show_html(markup: str) -> None:
+    st.markdown(markup, unsafe_allow_html=True)
 
 
 @st.cache_resource
@@ -37,16 +54,156 @@ def client_for(api_url: str, token: str) -> BridgeClient:
     return BridgeClient(api_url, token)
 
 
-def live_panel(client: BridgeClient) -> None:
+@st.cache_resource
+def feed_for(api_url: str, token: str) -> BridgeFeed:
+    """The process's one subscription to the bridge, shared by every session."""
+    return BridgeFeed(client_for(api_url, token)).start()
+
+
+@functools.lru_cache(maxsize=8)
+def qr_png(code: str) -> bytes:
+    return render_png(code, scale=6)
+
+
+# How long the answer to a click stays on the page: the live panel redraws every second.
+NOTICE_SECONDS = 30.0
+
+
+def remember_error(error: UiError) -> None:
+    st.session_state["notice"] = (error.kind, error.message, time.time())
+
+
+def show_notice() -> None:
+    """The last action's failure, for a while, across the live panel's redraws."""
+    notice = st.session_state.get("notice")
+    if notice and time.time() - notice[2] < NOTICE_SECONDS:
+        show_error(UiError(notice[0], notice[1]))
+
+
+def act(label: str, action: Callable[[], object]) -> None:
+    """Run a bridge action; its failure, in plain words, stays on the page a while."""
+    st.session_state.pop("notice", None)
     try:
-        status = client.status()
+        action()
     except UiError as error:
-        show_error(error)
+        remember_error(error)
+    else:
+        st.toast(label)
+
+
+def confirmed(key: str, button: str, warning: str, yes: str, *, help_text: str) -> bool:
+    """A button that asks first; True once the person confirmed."""
+    if st.button(button, key=key, help=help_text):
+        st.session_state[f"confirm_{key}"] = True
+    if not st.session_state.get(f"confirm_{key}"):
+        return False
+    st.warning(warning)
+    left, right = st.columns(2)
+    if left.button(yes, key=f"{key}_yes"):
+        st.session_state[f"confirm_{key}"] = False
+        return True
+    if right.button("Cancel", key=f"{key}_no"):
+        st.session_state[f"confirm_{key}"] = False
+        st.rerun(scope="fragment")
+    return False
+
+
+def linking_display(snapshot: Snapshot, state: str) -> None:
+    if state == "qr_ready":
+        st.markdown(QR_STEPS)
+        if snapshot.qr and snapshot.qr_expires_at and snapshot.qr_expires_at > time.time():
+            st.image(qr_png(snapshot.qr), width=300)
+            st.html(countdown_html(snapshot.qr_expires_at), unsafe_allow_javascript=True)
+        else:
+            st.caption("Waiting for the next QR code…")
+        return
+    code = st.session_state.get("pair_code")
+    if code:
+        st.markdown(CODE_STEPS)
+        show_html(pair_code_html(str(code)))
+        st.session_state["pair_code_shown"] = True
+        return
+    pairing = (snapshot.status or {}).get("pairingCode") or {}
+    st.text(
+        f"A pairing code was issued for {pairing.get('phone') or 'a phone number'} in another "
+        "window; type it on that phone, or ask for a new one below."
+    )
+
+
+def account_display(client: BridgeClient, user: str, status: dict[str, object]) -> None:
+    for line in account_lines(status):
+        st.text(line)  # the push name is chosen by whoever owns the account: literal text
+    if confirmed(
+        "logout",
+        "Log out…",
+        "Log out unlinks this device at WhatsApp and wipes its credentials: you will have to "
+        "link again.",
+        "Yes, log out",
+        help_text="Unlink the device and wipe the credentials.",
+    ):
+        with st.spinner("Logging out…"):
+            act("Logged out", lambda: client.logout(user=user))
+
+
+def actions(client: BridgeClient, user: str) -> None:
+    st.divider()
+    if st.button("Reconnect", help="Reconnect keeping the link (credentials are kept)."):
+        act("Reconnecting…", lambda: client.reconnect(user=user))
+    if confirmed(
+        "relink",
+        "Relink…",
+        "Relink wipes this device's credentials: you will have to scan again.",
+        "Yes, relink",
+        help_text="Wipe the credentials and link again.",
+    ):
+        act("Relinking…", lambda: client.reconnect(user=user, reset=True))
+
+
+def pairing_form(client: BridgeClient, user: str) -> None:
+    with st.form("pair", clear_on_submit=False):
+        st.markdown("**Link with phone number** (instead of scanning)")
+        phone = st.text_input("Phone number with country code", placeholder="+4915112345678")
+        if not st.form_submit_button("Get pairing code"):
+            return
+    st.session_state.pop("notice", None)
+    try:
+        parse_e164(phone)
+    except InvalidPhoneNumber as problem:
+        remember_error(UiError("invalid_phone", str(problem)))
+        st.rerun(scope="fragment")
+    with st.spinner("Asking WhatsApp for a code…"):
+        try:
+            reply = client.pair_code(phone, user=user)
+        except UiError as error:
+            remember_error(error)
+            st.rerun(scope="fragment")
+    st.session_state["pair_code"] = str(reply.get("code"))
+    st.session_state["pair_code_shown"] = False
+    st.rerun(scope="fragment")  # the code shows in the pairing-code display, once
+
+
+def live_panel(config: UiConfig, feed: BridgeFeed, client: BridgeClient, user: str) -> None:
+    if expired(config):
+        st.rerun(scope="app")  # the whole page: back to the sign-in form
+    snapshot = feed.snapshot()
+    if not snapshot.started:
+        st.caption("Asking the bridge…")
+        return
+    if not snapshot.live and snapshot.status is not None:
+        st.markdown(
+            '<div data-testid="waqr-polling" style="color:#92400e">Live updates from the '
+            "bridge are down: checking every 5 s instead.</div>",
+            unsafe_allow_html=True,
+        )
+    if snapshot.error is not None:
+        show_error(snapshot.error)
+    show_notice()
+    status = snapshot.status
+    if status is None:
         return
     state = str(status.get("status"))
-    st.session_state["state"] = state
     unstable = bool(status.get("keepaliveFailing"))
-    st.markdown(badge_html(state, unstable=unstable), unsafe_allow_html=True)
+    show_html(badge_html(state, unstable=unstable))
     if unstable and state == "connected":
         st.caption(
             "WhatsApp is not answering this link's keepalive pings. waqr replaces the "
@@ -54,92 +211,40 @@ def live_panel(client: BridgeClient) -> None:
         )
     said = reason_lines(status)
     if said:
-        what, todo = said
-        st.markdown(f"**{what}**  \n{todo}")
-    if state in LINKING:
-        try:
-            qr = client.qr()
-        except UiError as error:
-            show_error(error)
-            return
-        if qr.get("qr"):
-            fetched = time.time()
-            left = countdown(float(qr.get("expires_in") or 0), fetched)
-            st.image(render_png(str(qr["qr"]), scale=6), width=300)
-            st.markdown(
-                f'<div data-testid="waqr-countdown" data-seconds="{left}">'
-                f"Expires in <b>{left}</b> s · a fresh code replaces it automatically</div>",
-                unsafe_allow_html=True,
-            )
-        code = st.session_state.get("pair_code")
-        if state == "pairing_code" and code:
-            st.markdown("On your phone: **Linked devices → Link with phone number**, then type:")
-            st.markdown(pair_code_html(code), unsafe_allow_html=True)
-    elif state == "connected":
+        show_html(text_html("waqr-reason", said[0], strong=True))
+        show_html(text_html("waqr-hint", said[1]))
+    if state == "connected" or (
+        state != "pairing_code" and st.session_state.get("pair_code_shown")
+    ):
+        # A used or superseded code is not left on screen. One not shown yet waits for the
+        # pushed pairing_code state, which may arrive after the bot's reply.
         st.session_state.pop("pair_code", None)
-        for line in account_lines(status):
-            st.markdown(line)
-        if st.button("Log out", key="logout"):
-            with st.spinner("Logging out…"):
-                try:
-                    client.logout()
-                except UiError as error:
-                    show_error(error)
+        st.session_state.pop("pair_code_shown", None)
+    if state in ("qr_ready", "pairing_code"):
+        linking_display(snapshot, state)
+    elif state == "connected":
+        account_display(client, user, status)
     elif state == "qr_timeout" and st.button("Show a new QR code", key="new_qr"):
-        try:
-            client.qr()
-        except UiError as error:
-            show_error(error)
-
-
-def controls(client: BridgeClient) -> None:
-    st.divider()
-    left, right = st.columns(2)
-    if left.button("Reconnect", help="Reconnect keeping the link (credentials are kept)."):
-        try:
-            client.reconnect()
-            st.toast("Reconnecting…")
-        except UiError as error:
-            show_error(error)
-    if right.button("Relink…", help="Wipe the credentials and link again."):
-        st.session_state["confirm_relink"] = True
-    if st.session_state.get("confirm_relink"):
-        st.warning("Relink wipes this device's credentials: you will have to scan again.")
-        yes, no = st.columns(2)
-        if yes.button("Yes, relink", key="relink_yes"):
-            st.session_state["confirm_relink"] = False
-            try:
-                client.reconnect(reset=True)
-                st.toast("Relinking…")
-            except UiError as error:
-                show_error(error)
-        if no.button("Cancel", key="relink_no"):
-            st.session_state["confirm_relink"] = False
-            st.rerun()
-
-    with st.form("pair", clear_on_submit=False):
-        st.markdown("**Link with phone number** (instead of scanning)")
-        phone = st.text_input("Phone number with country code", placeholder="+4915112345678")
-        if st.form_submit_button("Get pairing code"):
-            try:
-                parse_e164(phone)
-            except InvalidPhoneNumber as problem:
-                show_error(UiError("invalid_phone", str(problem)))
-            else:
-                with st.spinner("Asking WhatsApp for a code…"):
-                    try:
-                        reply = client.pair_code(phone)
-                    except UiError as error:
-                        show_error(error)
-                    else:
-                        st.session_state["pair_code"] = reply.get("code")
-                        st.markdown(pair_code_html(str(reply.get("code"))), unsafe_allow_html=True)
+        act("Asking for a new QR code…", lambda: client.qr(user=user))
+    actions(client, user)
+    if state != "connected":
+        pairing_form(client, user)
 
 
 def main() -> None:
     st.set_page_config(page_title="waqr · WhatsApp link", page_icon="🔗", layout="centered")
-    st.title("WhatsApp link")
-    config = load_ui_config()
+    config: UiConfig = load_ui_config()
+    user = signed_in_user(config)
+    if user is None:
+        return
+    if config.auth == "none":
+        st.title("WhatsApp link")
+        st.caption(OPEN_NOTE)
+    else:
+        title, out = st.columns([4, 1], vertical_alignment="center")
+        title.title("WhatsApp link")
+        with out:
+            sign_out_button(config)
     if not config.token:
         show_error(
             UiError(
@@ -149,10 +254,10 @@ def main() -> None:
             )
         )
         return
+    feed = feed_for(config.api_url, config.token)
     client = client_for(config.api_url, config.token)
-    st.fragment(run_every=1)(live_panel)(client)
-    controls(client)
-    st.caption(f"Bridge: {config.api_url}")
+    st.fragment(run_every=1)(live_panel)(config, feed, client, user)
+    st.caption(f"Bridge: {safe_url(config.api_url)}")
 
 
 main()

@@ -1,22 +1,31 @@
 """The UI's client for the bridge: every failure becomes a plain-words ``UiError``, never a
-traceback on the page. The token travels only in the Authorization header."""
+traceback on the page. The token travels only in the Authorization header; the signed-in
+user's name travels in ``X-Waqr-User`` so the bridge's audit log can name them."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from httpx_sse import connect_sse
 
+from waqr.ui.view import safe_url
 
-@dataclass(frozen=True)
+USER_HEADER = "X-Waqr-User"
+
+
 class UiError(Exception):
-    kind: str  # bridge_unreachable | bad_token | throttled | bot_down | bot_slow | rejected
-    message: str
+    """A failure in plain words. Not a frozen dataclass: ``contextlib`` and ``raise`` set
+    ``__traceback__`` on it."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        # bridge_unreachable | bad_token | throttled | bot_down | bot_slow | rejected
+        self.kind = kind
+        self.message = message
 
     def __str__(self) -> str:
         return self.message
@@ -30,9 +39,56 @@ LOGOUT_TIMEOUT = 70.0
 EVENTS_READ_TIMEOUT = 60.0
 
 
+def unreachable(api_url: str, *, timed_out: bool) -> UiError:
+    where = safe_url(api_url)
+    if timed_out:
+        return UiError("bridge_unreachable", f"The waqr bridge at {where} did not answer in time.")
+    return UiError(
+        "bridge_unreachable",
+        f"Cannot reach the waqr bridge at {where}. Is waqr api running, and is WA_QR_API_URL "
+        "right?",
+    )
+
+
+def error_for(response: httpx.Response) -> UiError:
+    """The plain-words cause of a bridge reply of 400 or more."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    detail = str(body.get("detail") or "")
+    error = body.get("error")
+    if response.status_code == 401:
+        return UiError(
+            "bad_token", "The bridge rejected the token: check WA_QR_BRIDGE_TOKEN for the UI."
+        )
+    if response.status_code == 429:
+        wait = response.headers.get("Retry-After")
+        after = f" for {wait} s" if wait and wait.isdigit() else " for a while"
+        return UiError(
+            "throttled",
+            f"The bridge refuses this UI{after} after too many rejected tokens: check "
+            "WA_QR_BRIDGE_TOKEN for the UI.",
+        )
+    if error == "bot_unreachable":
+        return UiError(
+            "bot_down",
+            "The bridge is up but cannot reach the WhatsApp bot: check BOT_URL on the bridge "
+            "and that waqr bot runs.",
+        )
+    if error == "bot_timeout":
+        return UiError("bot_slow", "The WhatsApp bot is not answering in time; try again.")
+    return UiError("rejected", detail or f"The bridge answered {response.status_code}.")
+
+
 class BridgeClient:
+    """One per Streamlit server process; ``user`` names the person behind each action."""
+
     def __init__(self, api_url: str, token: str, *, timeout: float = 8.0) -> None:
         self.api_url = api_url.rstrip("/")
+        self.token = token
         self._http = httpx.Client(
             base_url=self.api_url,
             headers={"Authorization": f"Bearer {token}"},
@@ -42,49 +98,28 @@ class BridgeClient:
     def close(self) -> None:
         self._http.close()
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    def _call(
+        self, method: str, path: str, *, user: str | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        headers = {USER_HEADER: user} if user else None
         with self._mapped_transport_errors():
-            response = self._http.request(method, path, **kwargs)
-        return self._check(response)
+            response = self._http.request(method, path, headers=headers, **kwargs)
+        if response.status_code >= 400:
+            raise error_for(response)
+        try:
+            body = response.json()
+        except ValueError:
+            return {}
+        return body if isinstance(body, dict) else {}
 
     @contextlib.contextmanager
     def _mapped_transport_errors(self) -> Iterator[None]:
         try:
             yield
         except httpx.TimeoutException:
-            raise UiError(
-                "bridge_unreachable", f"The waqr bridge at {self.api_url} did not answer in time."
-            ) from None
+            raise unreachable(self.api_url, timed_out=True) from None
         except httpx.TransportError:
-            raise UiError(
-                "bridge_unreachable",
-                f"Cannot reach the waqr bridge at {self.api_url}. Is `waqr api` running, and is "
-                "WA_QR_API_URL right?",
-            ) from None
-
-    def _check(self, response: httpx.Response) -> dict[str, Any]:
-        """The reply's JSON body, or the UiError that says in plain words what went wrong."""
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
-        if not isinstance(body, dict):
-            body = {}
-        if response.status_code < 400:
-            return body
-        detail = str(body.get("detail") or "")
-        error = body.get("error")
-        if response.status_code == 401:
-            raise UiError("bad_token", "The bridge rejected the token. Check WA_QR_BRIDGE_TOKEN.")
-        if response.status_code == 429:
-            raise UiError("throttled", f"Too many failed attempts. {detail}")
-        if error == "bot_unreachable":
-            raise UiError(
-                "bot_down", "The bridge is up, but the WhatsApp bot is not running (waqr bot)."
-            )
-        if error == "bot_timeout":
-            raise UiError("bot_slow", "The WhatsApp bot is not answering in time; try again.")
-        raise UiError("rejected", detail or f"The bridge answered {response.status_code}.")
+            raise unreachable(self.api_url, timed_out=False) from None
 
     def events(self) -> Iterator[tuple[str, dict[str, Any]]]:
         """The bridge's push stream (``GET /admin/wa/events``) as ``(type, data)`` pairs,
@@ -97,7 +132,7 @@ class BridgeClient:
         ):
             if source.response.status_code >= 400:
                 source.response.read()
-                self._check(source.response)
+                raise error_for(source.response)
             for sse in source.iter_sse():
                 if sse.event in ("state", "qr"):
                     yield sse.event, json.loads(sse.data)
@@ -105,16 +140,22 @@ class BridgeClient:
     def status(self) -> dict[str, Any]:
         return self._call("GET", "/admin/wa/status")
 
-    def qr(self) -> dict[str, Any]:
-        return self._call("GET", "/admin/wa/qr")
+    def qr(self, *, user: str | None = None) -> dict[str, Any]:
+        return self._call("GET", "/admin/wa/qr", user=user)
 
-    def reconnect(self, *, reset: bool = False) -> dict[str, Any]:
-        return self._call("POST", "/admin/wa/reconnect", params={"reset": str(reset).lower()})
-
-    def logout(self) -> dict[str, Any]:
-        return self._call("POST", "/admin/wa/logout", timeout=LOGOUT_TIMEOUT)
-
-    def pair_code(self, phone: str) -> dict[str, Any]:
+    def reconnect(self, *, user: str | None = None, reset: bool = False) -> dict[str, Any]:
         return self._call(
-            "POST", "/admin/wa/pair-code", json={"phone": phone}, timeout=PAIR_CODE_TIMEOUT
+            "POST", "/admin/wa/reconnect", user=user, params={"reset": str(reset).lower()}
+        )
+
+    def logout(self, *, user: str | None = None) -> dict[str, Any]:
+        return self._call("POST", "/admin/wa/logout", user=user, timeout=LOGOUT_TIMEOUT)
+
+    def pair_code(self, phone: str, *, user: str | None = None) -> dict[str, Any]:
+        return self._call(
+            "POST",
+            "/admin/wa/pair-code",
+            user=user,
+            json={"phone": phone},
+            timeout=PAIR_CODE_TIMEOUT,
         )

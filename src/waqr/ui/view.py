@@ -4,8 +4,10 @@ words are testable without a browser."""
 from __future__ import annotations
 
 import html
+import json
 import time
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from waqr.redact import mask_phone
 
@@ -66,6 +68,58 @@ def countdown(expires_in: float, fetched_at: float, now: float | None = None) ->
     """Seconds left of a QR whose ``expires_in`` was read at ``fetched_at``."""
     left = expires_in - ((time.time() if now is None else now) - fetched_at)
     return max(0, int(left + 0.5))
+
+
+def safe_url(url: str) -> str:
+    """``url`` fit to show: no user, password, query or fragment (they may carry secrets)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 literal
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = f"{host}:{port}" if port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def text_html(testid: str, text: str, *, strong: bool = False) -> str:
+    """Outside text (a reason, a hint, a push name) as literal text: escaped, never markdown."""
+    weight = "font-weight:600;" if strong else ""
+    return (
+        f'<div data-testid="{html.escape(testid)}" style="{weight}white-space:pre-wrap">'
+        f"{html.escape(text)}</div>"
+    )
+
+
+# Ticks in the browser: one timer per page, however often the element is drawn again.
+_COUNTDOWN_SCRIPT = """<script>
+(function () {
+  if (window.__waqrCountdown) { window.__waqrCountdown(); return; }
+  function tick() {
+    document.querySelectorAll('[data-testid="waqr-countdown"]').forEach(function (el) {
+      var left = Math.max(0, Math.round(Number(el.dataset.expiresAt) - Date.now() / 1000));
+      el.dataset.seconds = String(left);
+      var out = el.querySelector('b');
+      if (out) { out.textContent = String(left); }
+    });
+  }
+  window.__waqrCountdown = tick;
+  setInterval(tick, 250);
+  tick();
+})();
+</script>"""
+
+
+def countdown_html(expires_at: float, now: float | None = None) -> str:
+    """The QR's countdown: seconds left as of ``now``, then counted down by the browser."""
+    left = max(0, int(expires_at - (time.time() if now is None else now) + 0.5))
+    return (
+        f'<div data-testid="waqr-countdown" data-expires-at="{json.dumps(expires_at)}" '
+        f'data-seconds="{left}">Expires in <b>{left}</b> s · a fresh code replaces it '
+        f"automatically</div>{_COUNTDOWN_SCRIPT}"
+    )
 
 
 def error_html(kind: str, message: str) -> str:
