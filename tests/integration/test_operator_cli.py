@@ -140,7 +140,7 @@ def test_a_wrong_token_is_refused_plainly_with_exit_2(
     for args in (["status"], ["link"], ["link", "--phone", "+4915112345678"]):
         code, text = run(args, env_for(api.url, wrong), tmp_path)
         assert code == 2, (args, text)
-        assert "The bridge rejected the token. Check WA_QR_BRIDGE_TOKEN." in text
+        assert "The bridge rejected the token: check WA_QR_BRIDGE_TOKEN." in text
         assert wrong not in text
     code, text = run(["status", "--json"], env_for(api.url, wrong), tmp_path, raw=True)
     assert code == 2
@@ -152,7 +152,7 @@ def test_a_bridge_that_is_down_is_named_with_exit_2(tmp_path: Path) -> None:
     for args in (["status"], ["link"]):
         code, text = run(args, env_for(url), tmp_path)
         assert code == 2, (args, text)
-        assert f"Cannot reach the waqr bridge at {url}. Is `waqr api` running" in text
+        assert f"Cannot reach the waqr bridge at {url}. Is waqr api running" in text
     code, text = run(["status", "--json"], env_for(url), tmp_path, raw=True)
     assert code == 2
     assert json.loads(text)["error"] == "bridge_unreachable"
@@ -163,7 +163,7 @@ def test_a_bot_that_is_down_means_not_connected(tmp_path: Path) -> None:
     with running_bridge(tmp_path / "api", bot_url) as api:
         code, text = run(["status"], env_for(api.url), tmp_path)
         assert code == 1, text
-        assert "the WhatsApp bot is not running" in text
+        assert "cannot reach the WhatsApp bot: check BOT_URL on the bridge" in text
 
 
 def test_settings_problems_are_named_before_anything_is_asked(tmp_path: Path) -> None:

@@ -636,14 +636,11 @@ class Session:
             case p.KeepAliveTimeout(error_count=misses, last_success=last_success):
                 self._on_keepalive_missed(misses, last_success)
             case p.KeepAliveRestored():
-                was_failing = self.keepalive_failing
                 self.keepalive_failing = False
                 self._keepalive = None
                 self.last_heard = time.time()
                 if self.state is State.CONNECTED:
                     self._deadline = None
-                if was_failing:  # subscribers (the UI) see the link stable again
-                    self._publish({"type": "state", "data": self.status()})
             case p.Disconnected():
                 self._on_disconnected(engine)
             case p.DialFailed(error=error):
@@ -664,10 +661,9 @@ class Session:
         middlebox, a half-open socket) is left after ``keepalive_grace``: one missed ping
         passes, two in a row do not. whatsmeow itself would wait 3 minutes, then disconnect
         without a word."""
-        if not self.keepalive_failing:
-            self.keepalive_failing = True
-            # No state change, but the status changed: subscribers (the UI) show it unstable.
-            self._publish({"type": "state", "data": self.status()})
+        # No state change, but the status changed: the actor's step publishes it
+        # (_publish_if_changed), so subscribers (the UI, the bridge) show it unstable.
+        self.keepalive_failing = True
         if last_success > 0:
             self.last_heard = last_success
         if self._keepalive is None:

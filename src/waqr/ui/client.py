@@ -62,15 +62,15 @@ def error_for(response: httpx.Response) -> UiError:
     error = body.get("error")
     if response.status_code == 401:
         return UiError(
-            "bad_token", "The bridge rejected the token: check WA_QR_BRIDGE_TOKEN for the UI."
+            "bad_token", "The bridge rejected the token: check WA_QR_BRIDGE_TOKEN."
         )
     if response.status_code == 429:
         wait = response.headers.get("Retry-After")
         after = f" for {wait} s" if wait and wait.isdigit() else " for a while"
         return UiError(
             "throttled",
-            f"The bridge refuses this UI{after} after too many rejected tokens: check "
-            "WA_QR_BRIDGE_TOKEN for the UI.",
+            f"The bridge refuses this client{after} after too many rejected tokens: check "
+            "WA_QR_BRIDGE_TOKEN.",
         )
     if error == "bot_unreachable":
         return UiError(
