@@ -615,6 +615,29 @@ def test_status_and_events_answer_from_what_the_bot_pushed(tmp_path: Path) -> No
                 pytest.fail("a change pushed after the snapshot never arrived")
 
 
+def test_event_streams_end_when_the_bridge_loses_the_bot(tmp_path: Path) -> None:
+    """A listener must not go on showing the last state of a bot that is gone."""
+    bot = StandInBot().__enter__()
+    try:
+        with running_bridge(tmp_path, bot.url, KEEPALIVE_INTERVAL="3600") as api:
+            wait_until(
+                lambda: api.get("/admin/wa/status", headers=BEARER).json()["source"] == "push",
+                15,
+            )
+            with httpx.stream(
+                "GET", api.url + "/admin/wa/events", headers=BEARER, timeout=30
+            ) as stream:
+                lines = stream.iter_lines()
+                assert next(lines) == "event: state"
+                bot.__exit__()  # the bot goes away; its stream to the bridge breaks
+                rest = list(lines)  # ends: the bridge closed the stream
+            assert not any(line.startswith("event: state") for line in rest)
+            down = api.get("/admin/wa/status", headers=BEARER)
+            assert down.status_code == 503 and down.json()["error"] == "bot_unreachable"
+    finally:
+        bot.__exit__()
+
+
 def test_events_relay_the_bots_state(stack) -> None:
     _bot, api = stack
     with httpx.stream("GET", api.url + "/admin/wa/events", headers=BEARER, timeout=10) as stream:

@@ -29,6 +29,7 @@ QR_STATES = frozenset({"qr_ready", "pairing_code"})
 SUBSCRIBER_BACKLOG = 100
 
 Event = tuple[str, dict[str, Any]]
+_END: Event = ("end", {})  # queued by Subscription.end(); never sent to a listener
 
 
 class Subscription:
@@ -36,12 +37,18 @@ class Subscription:
     not at its first iteration (as an async generator would), so a caller can subscribe,
     then read a snapshot, and miss nothing that happens in between.
 
-    Iterate it for ``(type, data)`` pairs; :meth:`close` when done."""
+    Iterate it for ``(type, data)`` pairs; :meth:`close` when done. It ends by itself
+    when the relay loses the bot (:meth:`end`): what it would say next is unknown."""
 
     def __init__(self, registry: weakref.WeakSet[Subscription]) -> None:
         self._registry = registry
         self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=SUBSCRIBER_BACKLOG)
         registry.add(self)
+
+    def end(self) -> None:
+        """No more events: the listener has what was queued, then the iteration stops."""
+        self._registry.discard(self)
+        self.put(_END)
 
     def put(self, event: Event) -> None:
         if self._queue.full():
@@ -53,7 +60,10 @@ class Subscription:
         return self
 
     async def __anext__(self) -> Event:
-        return await self._queue.get()
+        event = await self._queue.get()
+        if event is _END:
+            raise StopAsyncIteration
+        return event
 
     def close(self) -> None:
         self._registry.discard(self)
@@ -92,9 +102,14 @@ class EventRelay:
             except (BotError, httpx.HTTPError, ValueError) as exc:
                 if self.connected:
                     log_event(log, "bot event stream lost", level=logging.WARNING, error=str(exc))
-            self.connected = False
+            was_connected, self.connected = self.connected, False
             self._status = self._qr = None
             self.on_bot(None)
+            if was_connected:
+                # Listeners must not go on showing the last state of a bot that is gone: their
+                # streams end, and they learn the bot's fate from /admin/wa/status (503).
+                for subscription in list(self._subscribers):
+                    subscription.end()
             await asyncio.sleep(self._backoff.next_delay())
 
     async def apply(self, kind: str, data: dict[str, Any]) -> None:
