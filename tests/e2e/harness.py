@@ -107,6 +107,9 @@ class SimThread:
             "WA_PROXY": self.sim.proxy_url if via == "http" else self.sim.socks_url,
             "SSL_CERT_FILE": str(self.sim.ca_cert_path),
             "PYTHONPATH": str(self.neonize_path),
+            # The bot's connection doctor probes what its engine talks to: the simulator.
+            "WAQR_DOCTOR_CA_BUNDLE": str(self.sim.ca_cert_path),
+            "WAQR_DOCTOR_ROOT_KEY": self.sim.root_public_key.hex(),
         }
 
 

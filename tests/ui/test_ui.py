@@ -14,6 +14,7 @@ from tests.e2e.harness import wait_status
 from tests.integration.test_bridge import TOKEN
 from tests.procs import free_port
 from tests.ui.conftest import Stack, running_ui, shot
+from waqr.sim.frontdoor import FrontDoorFault
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -145,3 +146,24 @@ def test_a_link_that_stops_answering_is_shown_unstable_not_green(stack: Stack, p
     expect(unstable).to_contain_text("unstable")
     expect(page.get_by_text("not answering this link's keepalive pings")).to_be_visible()
     shot(page, "connected_unstable")
+
+
+def test_the_connection_doctor_runs_from_the_page(stack: Stack, page: Page) -> None:
+    page.goto(stack.ui_url)
+    badge_state(page, "qr_ready")
+    page.get_by_text("Diagnose the connection to WhatsApp").click()
+    page.get_by_role("button", name="Run the connection doctor").click()
+    report = page.locator('[data-testid="waqr-diagnosis"]')
+    expect(report).to_contain_text("Verdict: every layer answered", timeout=60_000)
+    expect(report).to_contain_text("noise")
+
+    stack.sim.set_front_door_fault(FrontDoorFault.WS_FORBIDDEN)
+    try:
+        page.get_by_role("button", name="Run the connection doctor").click()
+        expect(report).to_contain_text(
+            "Verdict: websocket failed (websocket_forbidden)", timeout=60_000
+        )
+        expect(report).to_contain_text("Fix: ")
+        shot(page, "diagnose")
+    finally:
+        stack.sim.set_front_door_fault(FrontDoorFault.NONE)

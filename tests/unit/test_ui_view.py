@@ -103,3 +103,46 @@ def test_each_refusal_names_its_cause() -> None:
     gone = unreachable("http://u:p@127.0.0.1:9/?token=t", timed_out=False)
     assert "u:p" not in gone.message
     assert "token=t" not in gone.message
+
+
+def test_the_doctors_verdict_and_report_read_as_plain_lines() -> None:
+    from waqr.ui.view import doctor_lines, report_lines
+
+    status = {
+        "status": "disconnected",
+        "lastDisconnectReason": {
+            "message": "m",
+            "diagnosis": {
+                "healthy": False,
+                "layer": "tcp",
+                "cause": "tcp_refused",
+                "detail": "connection refused by 127.0.0.1:9",
+                "fixes": ["open egress to port 443"],
+            },
+        },
+    }
+    assert doctor_lines(status) == [
+        "Connection doctor: tcp failed (tcp_refused)",
+        "connection refused by 127.0.0.1:9",
+        "Fix: open egress to port 443",
+    ]
+    assert doctor_lines({"lastDisconnectReason": {"diagnosis": {"healthy": True}}}) == []
+    assert doctor_lines({"lastDisconnectReason": None}) == []
+
+    report = {
+        "healthy": False,
+        "target": "web.whatsapp.com:443",
+        "via": "http://127.0.0.1:3128",
+        "verdict": {"layer": "proxy", "cause": "proxy_refused", "fixes": ["use another proxy"]},
+        "steps": [
+            {"layer": "dns", "outcome": "ok", "elapsedMs": 3.2, "detail": "resolved"},
+            {"layer": "proxy", "outcome": "failed", "elapsedMs": 12, "detail": "403"},
+            {"layer": "tls", "outcome": "skipped", "elapsedMs": 0, "detail": ""},
+        ],
+    }
+    lines = report_lines(report)
+    assert lines[0] == "Probed web.whatsapp.com:443 via http://127.0.0.1:3128"
+    assert lines[1].split() == ["ok", "dns", "3", "ms", "resolved"]
+    assert lines[2].split()[:2] == ["FAILED", "proxy"]
+    assert lines[3].startswith("not probed tls")
+    assert lines[-2:] == ["Verdict: proxy failed (proxy_refused)", "Fix: use another proxy"]

@@ -27,9 +27,11 @@ from waqr.ui.view import (
     account_lines,
     badge_html,
     countdown_html,
+    doctor_lines,
     error_html,
     pair_code_html,
     reason_lines,
+    report_lines,
     safe_url,
     text_html,
 )
@@ -213,6 +215,9 @@ def live_panel(config: UiConfig, feed: BridgeFeed, client: BridgeClient, user: s
     if said:
         show_html(text_html("waqr-reason", said[0], strong=True))
         show_html(text_html("waqr-hint", said[1]))
+        doctor = doctor_lines(status)
+        if doctor:
+            show_html(text_html("waqr-doctor", "\n".join(doctor)))
     if state == "connected" or (
         state != "pairing_code" and st.session_state.get("pair_code_shown")
     ):
@@ -229,6 +234,23 @@ def live_panel(config: UiConfig, feed: BridgeFeed, client: BridgeClient, user: s
     actions(client, user)
     if state != "connected":
         pairing_form(client, user)
+
+
+def diagnose_panel(client: BridgeClient, user: str) -> None:
+    """The connection doctor on demand: every layer from the bot to WhatsApp, timed."""
+    with st.expander("Diagnose the connection to WhatsApp"):
+        st.caption(
+            "The bot probes, from where it runs: configuration, DNS, TCP, the proxy, TLS, the "
+            "WebSocket and WhatsApp's handshake, and names the first layer that fails."
+        )
+        if st.button("Run the connection doctor", key="diagnose"):
+            with st.spinner("Probing… (up to a minute when something does not answer)"):
+                try:
+                    report = client.diagnose(user=user)
+                except UiError as error:
+                    show_error(error)
+                    return
+            show_html(text_html("waqr-diagnosis", "\n".join(report_lines(report))))
 
 
 def main() -> None:
@@ -257,6 +279,7 @@ def main() -> None:
     feed = feed_for(config.api_url, config.token)
     client = client_for(config.api_url, config.token)
     st.fragment(run_every=1)(live_panel)(config, feed, client, user)
+    diagnose_panel(client, user)
     st.caption(f"Bridge: {safe_url(config.api_url)}")
 
 

@@ -35,6 +35,9 @@ class UiError(Exception):
 # WAQR_BOT_LOGOUT_TIMEOUT 60 s), so the page never gives up on work the bot completes.
 PAIR_CODE_TIMEOUT = 100.0
 LOGOUT_TIMEOUT = 70.0
+# Past the bridge's own wait for the bot's doctor (6 steps of WAQR_DOCTOR_TIMEOUT 10 s, the
+# Noise step's 20 s, and 5 s).
+DIAGNOSE_TIMEOUT = 95.0
 # Four of the bridge's 15 s pings may go missing before the push stream counts as dead.
 EVENTS_READ_TIMEOUT = 60.0
 
@@ -136,6 +139,10 @@ class BridgeClient:
             for sse in source.iter_sse():
                 if sse.event in ("state", "qr"):
                     yield sse.event, json.loads(sse.data)
+
+    def diagnose(self, *, user: str | None = None) -> dict[str, Any]:
+        """The connection doctor, run by the bot (GET /admin/wa/diagnose)."""
+        return self._call("GET", "/admin/wa/diagnose", user=user, timeout=DIAGNOSE_TIMEOUT)
 
     def status(self) -> dict[str, Any]:
         return self._call("GET", "/admin/wa/status")

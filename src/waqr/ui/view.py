@@ -50,6 +50,43 @@ def reason_lines(status: dict[str, Any]) -> tuple[str, str] | None:
     return str(reason.get("message", "")), str(reason.get("hint", ""))
 
 
+def doctor_lines(status: dict[str, Any]) -> list[str]:
+    """The connection doctor's verdict the bot attached to its last failure to connect: the
+    layer that failed and why, then each fix. Empty when there is none or it found nothing."""
+    reason = status.get("lastDisconnectReason") or {}
+    diagnosis = reason.get("diagnosis") if isinstance(reason, dict) else None
+    if not isinstance(diagnosis, dict) or diagnosis.get("healthy", True):
+        return []
+    lines = [f"Connection doctor: {diagnosis.get('layer')} failed ({diagnosis.get('cause')})"]
+    if diagnosis.get("detail"):
+        lines.append(str(diagnosis["detail"]))
+    lines += [f"Fix: {fix}" for fix in diagnosis.get("fixes") or []]
+    return lines
+
+
+_OUTCOME_MARK = {"ok": "ok", "failed": "FAILED", "skipped": "not probed"}
+
+
+def report_lines(report: dict[str, Any]) -> list[str]:
+    """A doctor report (GET /admin/wa/diagnose) in plain lines: one per layer with its time,
+    then the verdict and its fixes."""
+    via = f" via {report['via']}" if report.get("via") else ""
+    lines = [f"Probed {report.get('target')}{via}"]
+    for step in report.get("steps") or []:
+        mark = _OUTCOME_MARK.get(str(step.get("outcome")), str(step.get("outcome")))
+        lines.append(
+            f"{mark:<10} {step.get('layer'):<10} {float(step.get('elapsedMs') or 0):>7.0f} ms  "
+            f"{step.get('detail') or ''}"
+        )
+    verdict = report.get("verdict")
+    if not verdict:
+        lines.append("Verdict: every layer answered; WhatsApp can be reached from the bot.")
+        return lines
+    lines.append(f"Verdict: {verdict.get('layer')} failed ({verdict.get('cause')})")
+    lines += [f"Fix: {fix}" for fix in verdict.get("fixes") or []]
+    return lines
+
+
 def account_lines(status: dict[str, Any]) -> list[str]:
     account = status.get("account") or {}
     jid = str(account.get("jid") or "")
