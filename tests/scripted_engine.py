@@ -62,6 +62,7 @@ class ScriptedEngine:
         return "ABCD-EFGH"
 
     async def send_text(self, to: str, text: str, reply_to: str | None = None) -> str:
+        await self.script.send_gate.wait()
         if self.script.send_error is not None:
             raise self.script.send_error
         self.sent.append((to, text, reply_to))
@@ -104,6 +105,8 @@ class EngineScript:
         self.hang_commands = False  # pair_phone and ping never answer
         self.start_error: Exception | None = None
         self.send_error: Exception | None = None  # send_text raises it
+        self.send_gate = asyncio.Event()  # send_text waits for it (clear it to hold sends)
+        self.send_gate.set()
         self.start_gate = asyncio.Event()  # start() waits for it (clear it to hold starts)
         self.start_gate.set()
         self.made = asyncio.Event()

@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     engine_command_timeout: float = Field(
         30.0, gt=0, le=300, validation_alias=_env("WAQR_ENGINE_COMMAND_TIMEOUT")
     )
+    # Sends the bot accepts per session in any 60 s (POST /messages answers 429 past it).
+    # Conservative: bursts of messages are what gets WhatsApp accounts banned.
+    send_rate_limit: int = Field(20, ge=1, le=10000, validation_alias=_env("WAQR_SEND_RATE_LIMIT"))
     # Every this many seconds the bot checks that its engine still answers (a ping to the
     # engine process, not to WhatsApp).
     engine_ping_interval: float = Field(
