@@ -387,7 +387,10 @@ class EngineChild:
             except Exception:
                 log_event(log, "message handler did not finish", level=logging.ERROR)
 
-        # neonize binds event.execute into its Go callback at connect: replace it before.
+        # The Go side reports only events that have a subscriber (neonize passes list_func as
+        # a subscription mask at connect), and binds event.execute into its callback at
+        # connect: both before it.
+        client.event(MessageEv)(handler)
         client.event.execute = execute
 
     async def on_message(self, _client: Any, message: Any) -> None:

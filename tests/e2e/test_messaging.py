@@ -1,0 +1,129 @@
+"""The real bot, its real neonize engine and the simulator: messages both ways.
+
+waqr sends a text to a simulated contact, the contact decrypts exactly that text, and waqr
+sees it delivered and read; a retried POST with the same Idempotency-Key sends once; a
+contact's message reaches the bot's inbox and its SSE stream, quoting what it answers."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.harness import SimThread, bot_on, link
+from tests.procs import ServiceProcess, wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+CONTACT = "+4915133334444"
+CONTACT_DIGITS = CONTACT[1:]
+
+
+def contact_inbox(sim: SimThread) -> list[dict[str, Any]]:
+    answer = httpx.get(f"{sim.control}/contacts/{CONTACT_DIGITS}/messages", timeout=10)
+    answer.raise_for_status()
+    body: list[dict[str, Any]] = answer.json()
+    return body
+
+
+def message_status(bot: ServiceProcess, message_id: str) -> dict[str, Any]:
+    body: dict[str, Any] = bot.get(f"/messages/{message_id}").json()
+    return body
+
+
+class EventTap:
+    """The bot's SSE stream read in a thread: every (event, data) it sent."""
+
+    def __init__(self, bot: ServiceProcess) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, args=(bot.url,), daemon=True)
+        self._thread.start()
+
+    def _read(self, url: str) -> None:
+        # The stream ends when the bot stops: that is its normal end here.
+        with contextlib.suppress(httpx.HTTPError):
+            self._follow(url)
+
+    def _follow(self, url: str) -> None:
+        with httpx.stream("GET", url + "/events", timeout=httpx.Timeout(10, read=60)) as stream:
+            kind = ""
+            for line in stream.iter_lines():
+                if self._stop.is_set():
+                    return
+                if line.startswith("event:"):
+                    kind = line.split(":", 1)[1].strip()
+                elif line.startswith("data:"):
+                    self.events.append((kind, json.loads(line.split(":", 1)[1])))
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [data for name, data in self.events if name == kind]
+
+    def close(self) -> None:
+        self._stop.set()
+
+
+def test_waqr_and_a_contact_exchange_messages(sim: SimThread, tmp_path: Path) -> None:
+    bot = bot_on(sim, tmp_path / "data").start()
+    tap: EventTap | None = None
+    try:
+        link(sim, bot)
+        contact_inbox(sim)  # the contact exists (and has its keys) before waqr writes to it
+        tap = EventTap(bot)
+        wait_until(lambda: tap.of("state"), 10)
+
+        key = {"Idempotency-Key": "e2e-first-message"}
+        body = {"to": CONTACT, "text": "Hallo from waqr, ünïcode ✓"}
+        first = bot.post("/messages", json=body, headers=key)
+        assert first.status_code == 202, first.text
+        retried = bot.post("/messages", json=body, headers=key)
+        assert retried.status_code == 202
+        assert retried.json()["id"] == first.json()["id"]
+        message_id = first.json()["id"]
+
+        sent = wait_until(
+            lambda: (s := message_status(bot, message_id))["status"] == "sent" and s, 60
+        )
+        wa_id = sent["waMessageId"]
+        wait_until(lambda: message_status(bot, message_id)["receipt"] == "delivered", 60)
+        received = wait_until(lambda: contact_inbox(sim), 30)
+        assert [(m["id"], m["text"]) for m in received] == [(wa_id, body["text"])]
+
+        read = httpx.post(
+            f"{sim.control}/contacts/{CONTACT_DIGITS}/read", json={"id": wa_id}, timeout=30
+        )
+        assert read.status_code == 200, read.text
+        wait_until(lambda: message_status(bot, message_id)["receipt"] == "read", 60)
+        receipts = [r["receipt"] for r in tap.of("receipt") if r["id"] == message_id]
+        assert receipts == ["sent", "delivered", "read"]
+
+        answer = httpx.post(
+            f"{sim.control}/contacts/{CONTACT_DIGITS}/send",
+            json={"text": "Danke!", "reply_to": wa_id},
+            timeout=30,
+        )
+        assert answer.status_code == 200, answer.text
+        inbox = wait_until(
+            lambda: (
+                (m := bot.get("/messages", params={"direction": "in"}).json()["messages"]) and m
+            ),
+            60,
+        )
+        (incoming,) = inbox
+        assert incoming["id"] == answer.json()["id"]
+        assert (incoming["text"], incoming["quotedId"]) == ("Danke!", wa_id)
+        assert incoming["sender"] == f"{CONTACT_DIGITS}@s.whatsapp.net"
+        assert incoming["fromMe"] is False
+        wait_until(lambda: tap.of("message"), 30)
+        assert [m["id"] for m in tap.of("message")] == [incoming["id"]]
+        # The retry sent nothing: the contact got one message.
+        assert len(contact_inbox(sim)) == 1
+    finally:
+        if tap is not None:
+            tap.close()
+        bot.stop()
+    assert "Hallo from waqr" not in bot.logs()  # message text stays out of the logs
