@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from tests.e2e.harness import SimThread, bot_on, link
+from tests.integration.test_bridge import BEARER, running_bridge
 from tests.procs import ServiceProcess, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -38,19 +39,23 @@ def message_status(bot: ServiceProcess, message_id: str) -> dict[str, Any]:
 class EventTap:
     """The bot's SSE stream read in a thread: every (event, data) it sent."""
 
-    def __init__(self, bot: ServiceProcess) -> None:
+    def __init__(
+        self, service: ServiceProcess, path: str = "/events", headers: dict[str, str] | None = None
+    ) -> None:
         self.events: list[tuple[str, dict[str, Any]]] = []
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._read, args=(bot.url,), daemon=True)
+        self.url, self.headers = service.url + path, headers
+        self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
 
-    def _read(self, url: str) -> None:
-        # The stream ends when the bot stops: that is its normal end here.
+    def _read(self) -> None:
+        # The stream ends when the service stops: that is its normal end here.
         with contextlib.suppress(httpx.HTTPError):
-            self._follow(url)
+            self._follow()
 
-    def _follow(self, url: str) -> None:
-        with httpx.stream("GET", url + "/events", timeout=httpx.Timeout(10, read=60)) as stream:
+    def _follow(self) -> None:
+        limit = httpx.Timeout(10, read=60)
+        with httpx.stream("GET", self.url, headers=self.headers, timeout=limit) as stream:
             kind = ""
             for line in stream.iter_lines():
                 if self._stop.is_set():
@@ -127,3 +132,55 @@ def test_waqr_and_a_contact_exchange_messages(sim: SimThread, tmp_path: Path) ->
             tap.close()
         bot.stop()
     assert "Hallo from waqr" not in bot.logs()  # message text stays out of the logs
+
+
+def test_the_bridge_sends_relays_and_audits_messages(sim: SimThread, tmp_path: Path) -> None:
+    bot = bot_on(sim, tmp_path / "bot", WAQR_SEND_RATE_LIMIT="1").start()
+    tap: EventTap | None = None
+    try:
+        link(sim, bot)
+        contact_inbox(sim)
+        with running_bridge(tmp_path / "api", bot.url) as api:
+            tap = EventTap(api, "/admin/wa/events", BEARER)
+            wait_until(lambda: tap.of("state"), 10)
+            refused = api.post(
+                "/admin/wa/messages", json={"to": "nobody", "text": "x"}, headers=BEARER
+            )
+            assert refused.status_code == 422
+            assert refused.json()["error"] == "invalid_recipient"
+            unauthenticated = api.post("/admin/wa/messages", json={"to": CONTACT, "text": "x"})
+            assert unauthenticated.status_code == 401
+
+            body = {"to": CONTACT, "text": "through the bridge"}
+            sent = api.post("/admin/wa/messages", json=body, headers=BEARER)
+            assert sent.status_code == 202, sent.text
+            message_id = sent.json()["id"]
+            limited = api.post("/admin/wa/messages", json=body, headers=BEARER)
+            assert limited.status_code == 429  # WAQR_SEND_RATE_LIMIT=1
+            assert limited.json()["error"] == "rate_limited"
+            assert 1 <= int(limited.headers["Retry-After"]) <= 60
+
+            def delivered() -> Any:
+                got = api.get(f"/admin/wa/messages/{message_id}", headers=BEARER).json()
+                return got["receipt"] == "delivered" and got
+
+            wa_id = wait_until(delivered, 60)["waMessageId"]
+            assert [m["text"] for m in contact_inbox(sim)] == ["through the bridge"]
+            missing = api.get("/admin/wa/messages/msg_nothing", headers=BEARER)
+            assert missing.status_code == 404
+
+            answer = httpx.post(
+                f"{sim.control}/contacts/{CONTACT_DIGITS}/send", json={"text": "got it"}, timeout=30
+            )
+            assert answer.status_code == 200, answer.text
+            wait_until(lambda: tap.of("message"), 60)
+            assert [m["text"] for m in tap.of("message")] == ["got it"]
+            steps = [r["receipt"] for r in tap.of("receipt") if r["waMessageId"] == wa_id]
+            assert steps == ["sent", "delivered"]
+            audit = [line for line in api.logs().splitlines() if '"send_message"' in line]
+            assert len(audit) == 3  # 422, 202, 429 (the 401 never reached the route)
+            assert "through the bridge" not in api.logs()
+    finally:
+        if tap is not None:
+            tap.close()
+        bot.stop()

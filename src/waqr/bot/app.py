@@ -52,7 +52,8 @@ MessengerDep = Annotated[Messenger, Depends(default_messenger)]
 
 def refusal(exc: SendRefused) -> HTTPException:
     headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
-    body = error_body(exc.code, str(exc), **exc.extra)
+    extra = {**exc.extra, "retryAfter": exc.retry_after} if exc.retry_after else exc.extra
+    body = error_body(exc.code, str(exc), **extra)
     return HTTPException(exc.status, detail=body, headers=headers)
 
 
@@ -194,7 +195,7 @@ def create_app(registry: SessionRegistry, *, manage_lifecycle: bool = True) -> F
         report = await run_diagnosis(registry.settings, bot_status=session.status())
         return report.as_json()
 
-    @app.post("/messages", status_code=202, responses=responses.errors(409, 422, 429))
+    @app.post("/messages", status_code=202, responses=responses.errors(400, 409, 422, 429))
     async def send_message(
         messenger: MessengerDep,
         body: SendMessageRequest,

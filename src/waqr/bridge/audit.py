@@ -1,6 +1,6 @@
 """The audit trail: every state-changing call through the bridge (reconnect, relink, logout,
-pair-code) is logged once on ``waqr.audit`` with who asked (which credential, by position,
-never its value), from where, and how it ended."""
+pair-code, send_message) is logged once on ``waqr.audit`` with who asked (which credential, by
+position, never its value), from where, and how it ended."""
 
 from __future__ import annotations
 
