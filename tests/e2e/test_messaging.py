@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,9 @@ import httpx
 import pytest
 
 from tests.e2e.harness import SimThread, bot_on, link
-from tests.integration.test_bridge import BEARER, running_bridge
+from tests.integration.test_bridge import BEARER, TOKEN, running_bridge
 from tests.procs import ServiceProcess, wait_until
+from tests.terminal import run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 CONTACT = "+4915133334444"
@@ -183,4 +185,28 @@ def test_the_bridge_sends_relays_and_audits_messages(sim: SimThread, tmp_path: P
     finally:
         if tap is not None:
             tap.close()
+        bot.stop()
+
+
+def test_waqr_send_from_a_terminal_waits_for_delivery(sim: SimThread, tmp_path: Path) -> None:
+    bot = bot_on(sim, tmp_path / "bot").start()
+    try:
+        link(sim, bot)
+        contact_inbox(sim)
+        with running_bridge(tmp_path / "api", bot.url) as api:
+            env = {"WA_QR_API_URL": api.url, "WA_QR_BRIDGE_TOKEN": TOKEN}
+            args = ["send", CONTACT, "sent from a terminal", "--idempotency-key", "cli-1"]
+            code, screen = run([*args, "--wait", "60"], env, tmp_path, timeout=90)
+            assert code == 0, screen
+            assert re.search(
+                r"accepted msg_[0-9a-f]{32} for 4915133334444@s\.whatsapp\.net", screen
+            )
+            assert "delivered" in screen or "read" in screen
+            code, screen = run(args, env, tmp_path)  # the same key again: nothing new is sent
+            assert code == 0, screen
+            assert [m["text"] for m in contact_inbox(sim)] == ["sent from a terminal"]
+            code, screen = run(["send", "0151 1234", "x"], env, tmp_path)
+            assert code == 1
+            assert "not sent" in screen and "+<country code>" in screen
+    finally:
         bot.stop()

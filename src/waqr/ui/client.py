@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from httpx_sse import connect_sse
@@ -76,6 +77,8 @@ class BridgeClient:
         error = body.get("error")
         if response.status_code == 401:
             raise UiError("bad_token", "The bridge rejected the token. Check WA_QR_BRIDGE_TOKEN.")
+        if response.status_code == 429 and error == "rate_limited":
+            raise UiError("rejected", detail)  # the bot's send rate limit
         if response.status_code == 429:
             raise UiError("throttled", f"Too many failed attempts. {detail}")
         if error == "bot_unreachable":
@@ -113,6 +116,16 @@ class BridgeClient:
 
     def logout(self) -> dict[str, Any]:
         return self._call("POST", "/admin/wa/logout", timeout=LOGOUT_TIMEOUT)
+
+    def send_message(
+        self, to: str, text: str, *, reply_to: str | None = None, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        body = {"to": to, "text": text, "reply_to": reply_to}
+        return self._call("POST", "/admin/wa/messages", json=body, headers=headers)
+
+    def message(self, message_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/admin/wa/messages/{quote(message_id, safe='')}")
 
     def pair_code(self, phone: str) -> dict[str, Any]:
         return self._call(
