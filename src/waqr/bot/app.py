@@ -236,6 +236,16 @@ def create_app(registry: SessionRegistry, *, manage_lifecycle: bool = True) -> F
         """Incoming messages in the order they arrived, after the ``seq`` given."""
         return {"messages": await messenger.inbox(after, limit)}
 
+    @app.get("/webhooks/failed", responses=responses.errors())
+    async def failed_webhooks(messenger: MessengerDep) -> dict[str, Any]:
+        """Webhook deliveries given up after WAQR_WEBHOOK_RETRY_PERIOD (oldest 100)."""
+        return {"failed": await messenger.failed_webhooks()}
+
+    @app.post("/webhooks/failed/replay", responses=responses.errors())
+    async def replay_webhooks(messenger: MessengerDep) -> dict[str, Any]:
+        """Queue every failed webhook delivery again."""
+        return {"replayed": await messenger.replay_webhooks()}
+
     @app.get("/events", responses=responses.sse())
     async def events(request: Request, session: SessionDep) -> EventSourceResponse:
         """Server-Sent Events: ``state`` on every state change, ``qr`` on every rotation,

@@ -3,6 +3,8 @@
 - ``inbox``: every incoming text, written (and committed) before the engine is told
   "persisted" and lets WhatsApp's acknowledgement go. Keyed by WhatsApp's message id, so a
   message WhatsApp delivers again after a crash is stored once.
+- ``webhook_outbox``: one row per event and webhook URL, written in the same transaction as
+  what it reports (``pending`` -> ``delivered``, or ``failed`` once its retry period ran out).
 - ``outbox``: every send accepted with 202, with its idempotency key, its status
   (``queued`` -> ``sending`` -> ``sent`` or ``failed``), WhatsApp's message id once sent, and
   the latest receipt (``delivered``, ``read``, ``played``).
@@ -13,11 +15,14 @@ connection serves every thread, behind a lock.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,9 +57,36 @@ CREATE TABLE IF NOT EXISTS outbox (
     updated_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outbox_wa_id ON outbox (wa_id);
+CREATE TABLE IF NOT EXISTS webhook_outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL,
+    url TEXT NOT NULL,
+    chat TEXT NOT NULL,
+    body TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    next_at REAL NOT NULL,
+    last_error TEXT,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS webhook_pending ON webhook_outbox (url, status, chat, seq);
 """
 # A receipt never moves a message backwards (a late "delivered" after "read").
 _RECEIPT_RANK = {None: 0, "sent": 1, "delivered": 2, "read": 3, "played": 4}
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One webhook delivery waiting to go out."""
+
+    seq: int
+    event_id: str
+    url: str
+    chat: str
+    body: str
+    attempts: int
+    next_at: float
+    created_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +130,18 @@ def incoming_json(seq: int, message: MessageReceived) -> dict[str, Any]:
 
 
 class MessageStore:
-    def __init__(self, path: Path) -> None:
+    """``webhook_urls``: where each stored event is also queued for delivery; ``webhook_kinds``:
+    which event types (``message``, ``receipt``) are."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        webhook_urls: tuple[str, ...] = (),
+        webhook_kinds: frozenset[str] = frozenset(),
+    ) -> None:
+        self.webhook_urls = webhook_urls
+        self.webhook_kinds = webhook_kinds
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         # Owner-only from the first byte: the file holds conversations and phone numbers.
         os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
@@ -117,8 +160,9 @@ class MessageStore:
 
     # --- inbox --------------------------------------------------------------------------------
     def save_incoming(self, message: MessageReceived) -> int | None:
-        """Store ``message``; its sequence number, or None if it was stored before."""
-        with self._lock:
+        """Store ``message`` (and its webhook deliveries, in one transaction); its sequence
+        number, or None if it was stored before."""
+        with self._lock, self._transaction():
             cursor = self._db.execute(
                 "INSERT OR IGNORE INTO inbox (id, chat, sender, push_name, text, timestamp,"
                 " quoted_id, from_me, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -134,7 +178,11 @@ class MessageStore:
                     time.time(),
                 ),
             )
-            return cursor.lastrowid if cursor.rowcount == 1 else None
+            if cursor.rowcount != 1 or cursor.lastrowid is None:
+                return None
+            seq = cursor.lastrowid
+            self._queue_webhooks("message", message.chat, incoming_json(seq, message))
+            return seq
 
     def incoming_after(self, after: int, limit: int) -> list[dict[str, Any]]:
         with self._lock:
@@ -201,7 +249,7 @@ class MessageStore:
 
     def note_receipt(self, wa_id: str, kind: str) -> Outgoing | None:
         """Record a receipt on the send WhatsApp knows as ``wa_id``; the send, if it is ours."""
-        with self._lock:
+        with self._lock, self._transaction():
             found = self._find("wa_id", wa_id)
             if found is None:
                 return None
@@ -210,12 +258,114 @@ class MessageStore:
                     "UPDATE outbox SET receipt = ?, updated_at = ? WHERE id = ?",
                     (kind, time.time(), found.id),
                 )
-            return self._find("id", found.id)
+                updated = self._find("id", found.id)
+                assert updated is not None
+                self._queue_webhooks("receipt", found.recipient, receipt_json(updated))
+                return updated
+            return found
+
+    def note_sent(self, message_id: str, wa_id: str) -> Outgoing | None:
+        """The engine sent ``message_id`` as WhatsApp's ``wa_id``: the first receipt."""
+        with self._lock, self._transaction():
+            self._db.execute(
+                "UPDATE outbox SET status = 'sent', wa_id = ?, error = NULL, updated_at = ?"
+                " WHERE id = ?",
+                (wa_id, time.time(), message_id),
+            )
+            sent = self._find("id", message_id)
+            if sent is not None:
+                self._queue_webhooks("receipt", sent.recipient, receipt_json(sent))
+            return sent
+
+    # --- webhook outbox ---------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _queue_webhooks(self, kind: str, chat: str, data: dict[str, Any]) -> None:
+        if kind not in self.webhook_kinds:
+            return
+        now = time.time()
+        event_id = f"evt_{uuid.uuid4().hex}"
+        body = json.dumps(
+            {"id": event_id, "type": kind, "createdAt": now, "data": data}, ensure_ascii=False
+        )
+        for url in self.webhook_urls:
+            self._db.execute(
+                "INSERT INTO webhook_outbox (event_id, url, chat, body, status, attempts,"
+                " next_at, created_at) VALUES (?, ?, ?, ?, 'pending', 0, ?, ?)",
+                (event_id, url, chat, body, now, now),
+            )
+
+    def due_deliveries(self, url: str) -> list[Delivery]:
+        """For each chat, its oldest pending delivery to ``url`` (a chat's later events wait
+        behind it: in order per chat), oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, event_id, url, chat, body, attempts, next_at, created_at"
+                " FROM webhook_outbox WHERE seq IN (SELECT min(seq) FROM webhook_outbox"
+                " WHERE url = ? AND status = 'pending' GROUP BY chat) ORDER BY seq",
+                (url,),
+            ).fetchall()
+        return [Delivery(*row) for row in rows]
+
+    def delivered(self, seq: int) -> None:
+        with self._lock:
+            self._db.execute("UPDATE webhook_outbox SET status = 'delivered' WHERE seq = ?", (seq,))
+
+    def delivery_failed(self, seq: int, error: str, *, retry_at: float | None) -> None:
+        """A failed attempt: retried at ``retry_at``, or given up (``failed``) when None."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE webhook_outbox SET attempts = attempts + 1, last_error = ?,"
+                " next_at = coalesce(?, next_at), status = ? WHERE seq = ?",
+                (error, retry_at, "pending" if retry_at is not None else "failed", seq),
+            )
+
+    def failed_deliveries(self, limit: int = 100) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT event_id, url, attempts, last_error, created_at, body"
+                " FROM webhook_outbox WHERE status = 'failed' ORDER BY seq LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [
+            {
+                "eventId": event_id,
+                "url": url,
+                "attempts": attempts,
+                "lastError": error,
+                "createdAt": created,
+                "type": json.loads(body)["type"],
+            }
+            for event_id, url, attempts, error, created, body in rows
+        ]
+
+    def replay_failed(self) -> int:
+        """Queue every failed delivery again (from now, attempts reset); how many."""
+        with self._lock:
+            cursor = self._db.execute(
+                "UPDATE webhook_outbox SET status = 'pending', attempts = 0, next_at = ?,"
+                " created_at = ? WHERE status = 'failed'",
+                (time.time(), time.time()),
+            )
+            return cursor.rowcount
 
     def _find(self, column: str, value: str) -> Outgoing | None:
         # ``column`` is one of three literals above, never input.
         row = self._db.execute(f"SELECT * FROM outbox WHERE {column} = ?", (value,)).fetchone()  # noqa: S608
         return _outgoing(row) if row is not None else None
+
+
+def receipt_json(outgoing: Outgoing) -> dict[str, Any]:
+    body = outgoing.as_json()
+    return {key: body[key] for key in ("id", "to", "status", "waMessageId", "receipt", "error")}
 
 
 def _outgoing(row: tuple[Any, ...]) -> Outgoing:

@@ -18,8 +18,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from waqr.bot.messages import MessageStore, Outgoing, incoming_json
+from waqr.bot.messages import MessageStore, Outgoing, incoming_json, receipt_json
 from waqr.bot.session import Session, Traffic
+from waqr.bot.webhooks import WebhookSender
 from waqr.engine import protocol as p
 from waqr.errors import EngineCommandFailed, InvalidPhoneNumber, SendRefused
 from waqr.logs import log_event
@@ -87,9 +88,17 @@ class SendRate:
 
 
 class Messenger:
-    def __init__(self, session: Session, store: MessageStore, *, rate_limit: int) -> None:
+    def __init__(
+        self,
+        session: Session,
+        store: MessageStore,
+        *,
+        rate_limit: int,
+        webhooks: WebhookSender | None = None,
+    ) -> None:
         self.session = session
         self.store = store
+        self.webhooks = webhooks
         self.rate = SendRate(rate_limit)
         self._accept_lock = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -101,11 +110,15 @@ class Messenger:
 
     async def start(self) -> None:
         self.session.traffic = self.on_traffic
+        if self.webhooks is not None:
+            self.webhooks.start()  # also what a crash left in the outbox
         self._sender = spawn(self._send_loop(), name=f"sender-{self.session.name}")
 
     async def close(self) -> None:
         await cancel(self._sender)
         self.session.traffic = None
+        if self.webhooks is not None:
+            await self.webhooks.close()
         await asyncio.to_thread(self.store.close)
 
     # --- sends --------------------------------------------------------------------------------
@@ -143,6 +156,18 @@ class Messenger:
                 self.rate.note()
         self._wake.set()
         return accepted, created
+
+    def _stored(self) -> None:
+        if self.webhooks is not None:
+            self.webhooks.wake()
+
+    async def failed_webhooks(self) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self.store.failed_deliveries)
+
+    async def replay_webhooks(self) -> int:
+        count = await asyncio.to_thread(self.store.replay_failed)
+        self._stored()
+        return count
 
     async def get(self, message_id: str) -> Outgoing | None:
         return await asyncio.to_thread(self.store.get, message_id)
@@ -183,12 +208,13 @@ class Messenger:
             done = await asyncio.to_thread(self.store.mark, outgoing.id, "failed", error=str(exc))
             log_event(log, "send failed", level=logging.WARNING, message_id=outgoing.id)
         else:
-            done = await asyncio.to_thread(self.store.mark, outgoing.id, "sent", wa_id=wa_id)
+            done = await asyncio.to_thread(self.store.note_sent, outgoing.id, wa_id)
             if (kind := self._early.pop(wa_id, None)) is not None:
                 done = await asyncio.to_thread(self.store.note_receipt, wa_id, kind)
         self._attempts.pop(outgoing.id, None)
         if done is not None:
-            self.session.publish("receipt", _receipt_json(done))
+            self.session.publish("receipt", receipt_json(done))
+            self._stored()
         return True
 
     # --- what the engine reports --------------------------------------------------------------
@@ -201,12 +227,14 @@ class Messenger:
                 await engine.persisted(event.delivery)
                 if seq is not None:  # None: WhatsApp delivered it again; told once
                     self.session.publish("message", incoming_json(seq, event))
+                    self._stored()
             else:
                 updated = await asyncio.to_thread(
                     self.store.note_receipt, event.message_id, event.kind
                 )
                 if updated is not None:
-                    self.session.publish("receipt", _receipt_json(updated))
+                    self.session.publish("receipt", receipt_json(updated))
+                    self._stored()
                 else:
                     self._early[event.message_id] = event.kind
                     while len(self._early) > 1000:
@@ -217,8 +245,3 @@ class Messenger:
             log_event(
                 log, "storing engine traffic failed", level=logging.ERROR, error=type(exc).__name__
             )
-
-
-def _receipt_json(outgoing: Outgoing) -> dict[str, Any]:
-    body = outgoing.as_json()
-    return {key: body[key] for key in ("id", "to", "status", "waMessageId", "receipt", "error")}

@@ -13,6 +13,7 @@ from waqr.bot.messenger import Messenger
 from waqr.bot.policy import SessionPolicy
 from waqr.bot.session import Session
 from waqr.bot.store import SessionStore
+from waqr.bot.webhooks import WebhookSender
 from waqr.engine.protocol import Engine, EngineConfig
 from waqr.engine.supervisor import ChildEngine
 from waqr.engine.version import engine_version
@@ -87,9 +88,22 @@ class SessionRegistry:
             factory = functools.partial(self.make_engine, config)
             session = Session(name, store, factory, self.policy, engine_version=engine_version())
             self.sessions[name] = session
-            messages = MessageStore(self.settings.data_dir / "messages" / f"{name}.sqlite")
+            kinds = frozenset(filter(None, self.settings.webhook_events.split(",")))
+            messages = MessageStore(
+                self.settings.data_dir / "messages" / f"{name}.sqlite",
+                webhook_urls=self.settings.webhook_url_list,
+                webhook_kinds=kinds,
+            )
+            webhooks = None
+            if self.settings.webhook_secret is not None and messages.webhook_urls:
+                webhooks = WebhookSender(
+                    messages,
+                    self.settings.webhook_secret,
+                    retry_period=self.settings.webhook_retry_period,
+                    backoff_max=self.settings.webhook_backoff_max,
+                )
             self.messengers[name] = Messenger(
-                session, messages, rate_limit=self.settings.send_rate_limit
+                session, messages, rate_limit=self.settings.send_rate_limit, webhooks=webhooks
             )
 
     def get(self, name: str = DEFAULT_SESSION) -> Session:
