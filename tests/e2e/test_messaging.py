@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
+import signal
 import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +21,14 @@ import pytest
 
 from tests.e2e.harness import SimThread, bot_on, link
 from tests.integration.test_bridge import BEARER, TOKEN, running_bridge
-from tests.procs import ServiceProcess, wait_until
+from tests.procs import ServiceProcess, free_port, wait_until
 from tests.terminal import run
+from waqr.bot.webhooks import verify
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 CONTACT = "+4915133334444"
 CONTACT_DIGITS = CONTACT[1:]
+WEBHOOK_SECRET = "whsec-" + "Qm4Tz8Lp2Xc7Vb1Nr5Wk9Hs3Jd6Fg0Ay"
 
 
 def contact_inbox(sim: SimThread) -> list[dict[str, Any]]:
@@ -210,3 +215,77 @@ def test_waqr_send_from_a_terminal_waits_for_delivery(sim: SimThread, tmp_path: 
             assert "not sent" in screen and "+<country code>" in screen
     finally:
         bot.stop()
+
+
+class HookReceiver:
+    """A webhook receiver (stdlib HTTP server in a thread) on loopback; started when asked."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.events: list[dict[str, Any]] = []
+        self.valid: list[bool] = []
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def start(self) -> None:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                stamp, mark = self.headers["X-Waqr-Timestamp"], self.headers["X-Waqr-Signature"]
+                receiver.valid.append(verify(WEBHOOK_SECRET, stamp, body, mark))
+                receiver.events.append(json.loads(body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+
+def test_a_message_stored_before_a_sigkill_reaches_the_webhook_after_restart(
+    sim: SimThread, tmp_path: Path
+) -> None:
+    receiver = HookReceiver()  # down: nothing listens on its port yet
+    env = {
+        "WAQR_WEBHOOK_URLS": receiver.url,
+        "WAQR_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "WAQR_WEBHOOK_BACKOFF_MAX": "1",
+    }
+    bot = bot_on(sim, tmp_path / "bot", **env).start()
+    restarted: ServiceProcess | None = None
+    try:
+        link(sim, bot)
+        answer = httpx.post(
+            f"{sim.control}/contacts/{CONTACT_DIGITS}/send", json={"text": "keep me"}, timeout=30
+        )
+        assert answer.status_code == 200, answer.text
+        wait_until(lambda: bot.get("/messages").json()["messages"], 60)
+        assert bot.proc is not None
+        os.killpg(bot.proc.pid, signal.SIGKILL)  # no chance to deliver or clean up
+        bot.proc.wait(10)
+        assert receiver.events == []
+
+        receiver.start()
+        restarted = bot_on(sim, tmp_path / "bot", **env).start()
+        wait_until(lambda: receiver.events, 60)
+        (event,) = receiver.events
+        assert event["type"] == "message"
+        assert (event["data"]["id"], event["data"]["text"]) == (answer.json()["id"], "keep me")
+        assert receiver.valid == [True]
+    finally:
+        if restarted is not None:
+            restarted.stop()
+        bot.stop()
+        receiver.stop()
