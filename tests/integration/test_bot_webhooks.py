@@ -22,7 +22,8 @@ from starlette.routing import Route
 
 from tests.integration.test_bot_http import QR, Bot, link
 from tests.integration.test_bot_messages import eventually
-from tests.procs import free_port
+from tests.integration.test_bridge import BEARER, OTHER_TOKEN, TOKEN
+from tests.procs import ServiceProcess, free_port
 from tests.scripted_engine import EngineScript
 from waqr.bot.app import create_app
 from waqr.bot.registry import SessionRegistry
@@ -114,6 +115,10 @@ async def bot_with_webhooks(data_dir: Path, receiver: Receiver, **env: Any) -> A
         await serving
 
 
+def bridge_env(bot_url: str) -> dict[str, str]:
+    return {"WA_QR_BRIDGE_TOKEN": f"{TOKEN},{OTHER_TOKEN}", "BOT_URL": bot_url.rstrip("/")}
+
+
 def text_message(chat: int, n: int) -> p.MessageReceived:
     jid = f"49151000000{chat:02d}@s.whatsapp.net"
     return p.MessageReceived(f"M{chat}-{n}", jid, jid, "", f"chat {chat} #{n}", 1.0, None, False, n)
@@ -189,8 +194,23 @@ async def test_a_delivery_given_up_is_listed_and_replayed(tmp_path: Path) -> Non
         assert listed[0]["attempts"] >= 2
         assert receiver.received == []
         receiver.answer = 200
-        replay = await bot.client.post("/webhooks/failed/replay")
-        assert replay.json() == {"replayed": 1}
+        # Through the bridge, as an operator would: listed, then replayed.
+        bridge = await asyncio.to_thread(
+            ServiceProcess(
+                tmp_path / "api", env=bridge_env(str(bot.client.base_url)), command="api"
+            ).start
+        )
+        try:
+            via_bridge = await asyncio.to_thread(
+                bridge.get, "/admin/wa/webhooks/failed", headers=BEARER
+            )
+            assert [f["eventId"] for f in via_bridge.json()["failed"]] == [listed[0]["eventId"]]
+            replay = await asyncio.to_thread(
+                bridge.post, "/admin/wa/webhooks/failed/replay", headers=BEARER
+            )
+            assert replay.json() == {"replayed": 1}
+        finally:
+            await asyncio.to_thread(bridge.stop)
         await eventually(lambda: receiver.received)
         assert await failed() == []
     await receiver.down()

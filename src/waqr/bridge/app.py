@@ -311,6 +311,17 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
         """A sent message's status and latest receipt (sent, delivered, read)."""
         return await _bridge(request).bot.message(message_id)
 
+    @admin.get("/webhooks/failed", responses=examples.ok(examples.FAILED_WEBHOOKS))
+    async def failed_webhooks(request: Request) -> dict[str, Any]:
+        """Webhook deliveries the bot gave up after WAQR_WEBHOOK_RETRY_PERIOD."""
+        return await _bridge(request).bot.failed_webhooks()
+
+    @admin.post("/webhooks/failed/replay", responses=examples.ok({"replayed": 1}))
+    async def replay_webhooks(request: Request) -> dict[str, Any]:
+        """Queue every failed webhook delivery again."""
+        async with audited(request, "replay_webhooks"):
+            return await _bridge(request).bot.replay_webhooks()
+
     @admin.get("/diagnose", responses=examples.ok(examples.DIAGNOSE))
     async def diagnose(request: Request) -> dict[str, Any]:
         """The connection doctor, run by the bot from where the engine runs: each layer

@@ -155,6 +155,12 @@ class BotClient:
     async def message(self, message_id: str) -> dict[str, Any]:
         return await self._json("GET", f"/messages/{quote(message_id, safe='')}")
 
+    async def failed_webhooks(self) -> dict[str, Any]:
+        return await self._json("GET", "/webhooks/failed")
+
+    async def replay_webhooks(self) -> dict[str, Any]:
+        return await self._json("POST", "/webhooks/failed/replay")
+
     async def events(self) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         """The bot's event stream, as (type, data) pairs, until it ends."""
         async with (

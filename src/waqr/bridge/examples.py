@@ -78,6 +78,18 @@ MESSAGE: dict[str, Any] = {
     "createdAt": 1764190000.0,
     "updatedAt": 1764190001.5,
 }
+FAILED_WEBHOOKS: dict[str, Any] = {
+    "failed": [
+        {
+            "eventId": "evt_3f0c9b1e2d4a4c6b8e7f0a1b2c3d4e5f",
+            "url": "https://hooks.example.com/waqr",
+            "attempts": 14,
+            "lastError": "answered 503",
+            "createdAt": 1764190000.0,
+            "type": "message",
+        }
+    ]
+}
 
 # Every error status a bridge route may answer: why, and an example body.
 ERRORS: ErrorTable = {
