@@ -214,3 +214,35 @@ async def test_an_accepted_send_survives_a_restart_and_is_sent_once(tmp_path: Pa
         assert bot.script.current.sent == [(CONTACT_JID, "later", None)]
     finally:
         await context.__aexit__(None, None, None)
+
+
+async def test_a_receipt_that_beats_the_engines_answer_is_kept_and_sent_is_told_first(
+    bot: Bot,
+) -> None:
+    events: list[dict[str, Any]] = []
+
+    async def listen() -> None:
+        async with bot.client.stream("GET", "/events") as stream:
+            kind = None
+            async for line in stream.aiter_lines():
+                if line.startswith("event:"):
+                    kind = line.split(":", 1)[1].strip()
+                elif line.startswith("data:") and kind == "receipt":
+                    events.append(json.loads(line.split(":", 1)[1]))
+
+    listener = asyncio.create_task(listen())
+    await asyncio.sleep(0.3)
+    script = bot.script
+    script.send_gate.clear()  # the engine's answer to send_text is held back
+    answer = await bot.client.post("/messages", json={"to": CONTACT, "text": "race"})
+    message_id = answer.json()["id"]
+    await eventually(lambda: script.current.sent == [] and True)
+    # WhatsApp's delivery receipt for the id the engine will answer with comes first.
+    script.current.emit(p.ReceiptReceived("3EB0SCRIPTED0001", "delivered", CONTACT_JID, 1.0))
+    await asyncio.sleep(0.3)
+    script.send_gate.set()
+    done = await _until(bot, message_id, lambda m: m["receipt"] == "delivered")
+    assert done["waMessageId"] == "3EB0SCRIPTED0001"
+    await eventually(lambda: len(events) == 2)
+    listener.cancel()
+    assert [e["receipt"] for e in events] == ["sent", "delivered"]

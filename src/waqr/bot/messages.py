@@ -1,7 +1,7 @@
 """The bot's durable message store: ``<data_dir>/messages/<session>.sqlite`` (WAL, owner-only).
 
 - ``inbox``: every incoming text, written (and committed) before the engine is told
-  "persisted" and lets WhatsApp's acknowledgement go. Keyed by WhatsApp's message id, so a
+  "persisted". Keyed by WhatsApp's message id, so a
   message WhatsApp delivers again after a crash is stored once.
 - ``webhook_outbox``: one row per event and webhook URL, written in the same transaction as
   what it reports (``pending`` -> ``delivered``, or ``failed`` once its retry period ran out).

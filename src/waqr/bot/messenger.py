@@ -210,6 +210,9 @@ class Messenger:
         else:
             done = await asyncio.to_thread(self.store.note_sent, outgoing.id, wa_id)
             if (kind := self._early.pop(wa_id, None)) is not None:
+                # A receipt that beat the engine's answer: "sent" is told first all the same.
+                if done is not None:
+                    self.session.publish("receipt", receipt_json(done))
                 done = await asyncio.to_thread(self.store.note_receipt, wa_id, kind)
         self._attempts.pop(outgoing.id, None)
         if done is not None:
@@ -219,7 +222,7 @@ class Messenger:
 
     # --- what the engine reports --------------------------------------------------------------
     async def on_traffic(self, engine: p.Engine, event: Traffic) -> None:
-        """Store a message, then let the engine acknowledge it; record a receipt. Never
+        """Store a message, then tell the engine it is stored; record a receipt. Never
         raises: the engine pump must go on."""
         try:
             if isinstance(event, p.MessageReceived):
@@ -240,8 +243,8 @@ class Messenger:
                     while len(self._early) > 1000:
                         self._early.popitem(last=False)
         except Exception as exc:
-            # Unstored, unacknowledged: the engine's handler times out, and WhatsApp will
-            # deliver the message again after the next reconnect.
+            # Unstored: the engine's handler times out. (Whether WhatsApp delivers it again
+            # depends on the engine holding its receipt, which neonize 0.5.2 does not.)
             log_event(
                 log, "storing engine traffic failed", level=logging.ERROR, error=type(exc).__name__
             )

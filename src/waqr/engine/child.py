@@ -358,13 +358,17 @@ class EngineChild:
         )
 
     def hold_message_acks(self, client: Any, loop: asyncio.AbstractEventLoop) -> None:
-        """Make whatsmeow wait for our message handler. neonize 0.5.2 hands each event to the
-        loop with ``run_coroutine_threadsafe`` and returns to Go at once, so whatsmeow would
-        send its delivery receipt before the message is stored anywhere. For a message event
-        the Go thread now waits here until :meth:`on_message` has the supervisor's
-        "persisted" (bounded: the handler's own timeout, plus a margin). If the supervisor
-        dies meanwhile, this process is killed with it (``die_with_parent``) before the
-        receipt goes out, and WhatsApp delivers the message again on the next connect."""
+        """Try to make whatsmeow wait for our message handler. neonize 0.5.2's Python side
+        hands each event to the loop with ``run_coroutine_threadsafe`` and returns at once;
+        here the calling thread waits instead until :meth:`on_message` has the supervisor's
+        "persisted" (bounded: the handler's own timeout, plus a margin).
+
+        Measured (tests/e2e/test_messaging.py, the strict xfail): this does NOT hold
+        whatsmeow's delivery receipt with neonize 0.5.2. whatsmeow sends the receipt after
+        its event dispatch returns (message.go decryptMessages), so neonize's Go side must
+        call into Python off that path. The message is stored within milliseconds of the
+        receipt, not before it; kept because it costs nothing and holds the receipt with an
+        engine whose callback is synchronous."""
         from neonize.events import EVENT_TO_INT, INT_TO_EVENT, MessageEv
 
         message_code = EVENT_TO_INT[MessageEv]

@@ -126,9 +126,9 @@ class MessageReceived:
     (``user@server``); ``timestamp`` unix seconds; ``quoted_id`` the id of the message it
     replies to; ``from_me`` True when this account sent it from another device.
 
-    ``delivery`` numbers the engine's obligation: the engine's handler holds WhatsApp's
-    acknowledgement until the receiver calls :meth:`Engine.persisted` with it, so a message
-    is stored before the engine lets go of it."""
+    ``delivery`` numbers the engine's obligation: the engine's handler waits until the
+    receiver calls :meth:`Engine.persisted` with it. (With neonize 0.5.2 that wait does not
+    hold whatsmeow's delivery receipt; see ``child.py``, ``hold_message_acks``.)"""
 
     id: str
     chat: str
