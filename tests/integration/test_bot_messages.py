@@ -31,13 +31,17 @@ CONTACT_JID = "4915111112222@s.whatsapp.net"
 
 
 @asynccontextmanager
-async def running_bot(data_dir: Path, script: EngineScript, rate: int = 20) -> AsyncIterator[Bot]:
+async def running_bot(
+    data_dir: Path, script: EngineScript, rate: int = 20, **env: Any
+) -> AsyncIterator[Bot]:
+    """The bot's app on a real uvicorn server with a scripted engine; ``env``: more settings."""
     settings = load_settings(
         {
             "WAQR_DATA_DIR": str(data_dir),
             "WAQR_RECONNECT_BACKOFF_MIN": 0.01,
             "WAQR_RECONNECT_BACKOFF_MAX": 0.05,
             "WAQR_SEND_RATE_LIMIT": rate,
+            **env,
         }
     )
     registry = SessionRegistry(settings, make_engine=lambda _config: script())
@@ -73,6 +77,17 @@ async def eventually(check: Callable[[], Any], timeout: float = 10) -> Any:
         while not (result := check()):
             await asyncio.sleep(0.02)
     return result
+
+
+async def listen(bot: Bot, wanted: str, into: list[dict[str, Any]]) -> None:
+    """Collect the data of the bot's ``wanted`` SSE events into ``into`` (until cancelled)."""
+    async with bot.client.stream("GET", "/events") as stream:
+        kind = None
+        async for line in stream.aiter_lines():
+            if line.startswith("event:"):
+                kind = line.split(":", 1)[1].strip()
+            elif line.startswith("data:") and kind == wanted:
+                into.append(json.loads(line.split(":", 1)[1]))
 
 
 @pytest.fixture
@@ -168,17 +183,7 @@ async def test_an_incoming_message_is_stored_before_the_engine_is_told_persisted
     bot: Bot,
 ) -> None:
     events: list[dict[str, Any]] = []
-
-    async def listen() -> None:
-        async with bot.client.stream("GET", "/events") as stream:
-            kind = None
-            async for line in stream.aiter_lines():
-                if line.startswith("event:"):
-                    kind = line.split(":", 1)[1].strip()
-                elif line.startswith("data:") and kind == "message":
-                    events.append(json.loads(line.split(":", 1)[1]))
-
-    listener = asyncio.create_task(listen())
+    listener = asyncio.create_task(listen(bot, "message", events))
     await asyncio.sleep(0.3)  # the subscription is in place
     engine = bot.script.current
     message = p.MessageReceived("M1", CONTACT_JID, CONTACT_JID, "Ada", "hi", 5.0, None, False, 4)
@@ -220,17 +225,7 @@ async def test_a_receipt_that_beats_the_engines_answer_is_kept_and_sent_is_told_
     bot: Bot,
 ) -> None:
     events: list[dict[str, Any]] = []
-
-    async def listen() -> None:
-        async with bot.client.stream("GET", "/events") as stream:
-            kind = None
-            async for line in stream.aiter_lines():
-                if line.startswith("event:"):
-                    kind = line.split(":", 1)[1].strip()
-                elif line.startswith("data:") and kind == "receipt":
-                    events.append(json.loads(line.split(":", 1)[1]))
-
-    listener = asyncio.create_task(listen())
+    listener = asyncio.create_task(listen(bot, "receipt", events))
     await asyncio.sleep(0.3)
     script = bot.script
     script.send_gate.clear()  # the engine's answer to send_text is held back

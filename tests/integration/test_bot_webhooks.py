@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import uvicorn
 from starlette.applications import Starlette
@@ -21,15 +20,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from tests.integration.test_bot_http import QR, Bot, link
-from tests.integration.test_bot_messages import eventually
+from tests.integration.test_bot_messages import eventually, running_bot
 from tests.integration.test_bridge import BEARER, OTHER_TOKEN, TOKEN
 from tests.procs import ServiceProcess, free_port
 from tests.scripted_engine import EngineScript
-from waqr.bot.app import create_app
-from waqr.bot.registry import SessionRegistry
 from waqr.bot.webhooks import verify
 from waqr.engine import protocol as p
-from waqr.settings import load_settings
 
 pytestmark = pytest.mark.timeout(90)
 SECRET = "whsec-" + "k7Qz2pLm9Xv4Rt8Wn3Yb6Hc1Jd5Fg0Se"
@@ -82,37 +78,17 @@ class Receiver:
 
 @asynccontextmanager
 async def bot_with_webhooks(data_dir: Path, receiver: Receiver, **env: Any) -> AsyncIterator[Bot]:
-    script = EngineScript(QR)
-    settings = load_settings(
-        {
-            "WAQR_DATA_DIR": str(data_dir),
-            "WAQR_WEBHOOK_URLS": receiver.url,
-            "WAQR_WEBHOOK_SECRET": SECRET,
-            "WAQR_WEBHOOK_BACKOFF_MAX": 0.3,
-            **env,
-        }
-    )
-    registry = SessionRegistry(settings, make_engine=lambda _config: script())
-    registry.open()
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(registry), host="127.0.0.1", port=port, log_config=None, lifespan="on"
-    )
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve())
-    async with asyncio.timeout(10):
-        while not server.started:
-            await asyncio.sleep(0.01)
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            bot = Bot(client, script, registry, data_dir)
-            await script.wait_for_engine(1)
-            link(bot)
-            await bot.until_status("connected")
-            yield bot
-    finally:
-        server.should_exit = True
-        await serving
+    """A linked bot (scripted engine) that delivers webhooks to ``receiver``."""
+    hooks = {
+        "WAQR_WEBHOOK_URLS": receiver.url,
+        "WAQR_WEBHOOK_SECRET": SECRET,
+        "WAQR_WEBHOOK_BACKOFF_MAX": 0.3,
+    }
+    async with running_bot(data_dir, EngineScript(QR), **hooks, **env) as bot:
+        await bot.script.wait_for_engine(1)
+        link(bot)
+        await bot.until_status("connected")
+        yield bot
 
 
 def bridge_env(bot_url: str) -> dict[str, str]:
