@@ -329,3 +329,51 @@ def test_the_engine_acknowledges_a_message_only_after_the_bot_stored_it(
         assert [m["id"] for m in inbox] == [message_id]
     finally:
         bot.stop()
+
+
+def test_500_messages_from_5_contacts_reach_a_late_webhook_in_order_per_chat(
+    sim: SimThread, tmp_path: Path
+) -> None:
+    receiver = HookReceiver()  # down while the messages come in
+    env = {
+        "WAQR_WEBHOOK_URLS": receiver.url,
+        "WAQR_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "WAQR_WEBHOOK_BACKOFF_MAX": "2",
+    }
+    contacts = [f"49151777000{n:02d}" for n in range(5)]
+    bot = bot_on(sim, tmp_path / "bot", **env).start()
+    try:
+        link(sim, bot)
+
+        def write(contact: str) -> None:
+            with httpx.Client(base_url=sim.control, timeout=30) as control:
+                for n in range(100):
+                    sent = control.post(f"/contacts/{contact}/send", json={"text": f"{n}"})
+                    assert sent.status_code == 200, sent.text
+
+        writers = [threading.Thread(target=write, args=(c,)) for c in contacts]
+        for writer in writers:
+            writer.start()
+        for writer in writers:
+            writer.join(180)
+        inbox = wait_until(
+            lambda: (
+                len(m := bot.get("/messages", params={"limit": 500}).json()["messages"]) == 500
+                and m
+            ),
+            120,
+        )
+        receiver.start()
+        wait_until(lambda: len(receiver.events) >= 500, 120)
+        time.sleep(1)  # nothing more (no duplicates) comes after
+    finally:
+        bot.stop()
+        receiver.stop()
+    expected = [str(n) for n in range(100)]
+    for contact in contacts:
+        chat = f"{contact}@s.whatsapp.net"
+        assert [m["text"] for m in inbox if m["chat"] == chat] == expected
+        assert [e["data"]["text"] for e in receiver.events if e["data"]["chat"] == chat] == expected
+    ids = [e["id"] for e in receiver.events]
+    assert len(ids) == len(set(ids)) == 500
+    assert all(receiver.valid)
