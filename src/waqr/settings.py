@@ -22,7 +22,7 @@ from waqr.token_strength import weakness
 
 PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
 MIN_TOKEN_LENGTH = 32
-WEBHOOK_EVENTS = frozenset({"message", "receipt"})
+WEBHOOK_EVENTS = frozenset({"message", "receipt", "state", "qr"})
 PLACEHOLDER_TOKENS = frozenset({"changeme" * 4, "x" * 32, "your-token-here"})
 
 
@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     webhook_urls: str = Field("", validation_alias=_env("WAQR_WEBHOOK_URLS"))
     # The HMAC-SHA256 key every delivery is signed with; required with WAQR_WEBHOOK_URLS.
     webhook_secret: str | None = Field(None, validation_alias=_env("WAQR_WEBHOOK_SECRET"))
-    # Which events go out by webhook: message, receipt.
+    # Which events go out by webhook: message, receipt, state, qr.
     webhook_events: str = Field("message,receipt", validation_alias=_env("WAQR_WEBHOOK_EVENTS"))
     # How long a failed delivery is retried (from the event) before it is listed as failed.
     webhook_retry_period: float = Field(
@@ -305,7 +305,9 @@ class Settings(BaseSettings):
         kinds = [k.strip() for k in value.split(",") if k.strip()]
         unknown = [k for k in kinds if k not in WEBHOOK_EVENTS]
         if unknown:
-            raise ValueError(f"unknown event {unknown[0]!r}; choose from message, receipt")
+            raise ValueError(
+                f"unknown event {unknown[0]!r}; choose from message, receipt, state, qr"
+            )
         return ",".join(kinds)
 
     @field_validator("webhook_secret")

@@ -191,3 +191,20 @@ async def test_a_delivery_given_up_is_listed_and_replayed(tmp_path: Path) -> Non
         assert await failed() == []
     await receiver.down()
     assert [e["data"]["text"] for e in receiver.received] == ["chat 1 #0"]
+
+
+async def test_state_changes_and_qr_rotations_go_out_when_chosen(tmp_path: Path) -> None:
+    receiver = Receiver()
+    await receiver.up()
+    async with bot_with_webhooks(tmp_path, receiver, WAQR_WEBHOOK_EVENTS="state,qr") as bot:
+        await eventually(
+            lambda: any(e["data"]["status"] == "connected" for e in receiver.of("state"))
+        )
+        bot.script.current.emit(text_message(1, 0))  # not chosen: stays out
+        await eventually(lambda: bot.script.current.persisted_deliveries == [0])
+        await asyncio.sleep(0.5)
+    await receiver.down()
+    assert receiver.of("qr") and receiver.of("qr")[0]["data"]["qr"] == QR.code
+    assert receiver.of("message") == []
+    statuses = [e["data"]["status"] for e in receiver.of("state")]
+    assert statuses.index("qr_ready") < statuses.index("connected")

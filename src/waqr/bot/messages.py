@@ -303,6 +303,11 @@ class MessageStore:
                 (event_id, url, chat, body, now, now),
             )
 
+    def queue_event(self, kind: str, data: dict[str, Any]) -> None:
+        """Queue a session event (``state``, ``qr``) for the webhooks: one lane of its own."""
+        with self._lock, self._transaction():
+            self._queue_webhooks(kind, "", data)
+
     def due_deliveries(self, url: str) -> list[Delivery]:
         """For each chat, its oldest pending delivery to ``url`` (a chat's later events wait
         behind it: in order per chat), oldest first."""

@@ -38,6 +38,8 @@ RATE_WINDOW = 60.0
 MAX_ATTEMPTS = 3
 # How often the sender looks again at queued sends while the session is not linked.
 IDLE_CHECK = 1.0
+# Session events a webhook may ask for (WAQR_WEBHOOK_EVENTS), besides message and receipt.
+SESSION_EVENTS = frozenset({"state", "qr"})
 _JID = re.compile(r"\d{5,20}@s\.whatsapp\.net|\d{5,20}(-\d{1,20})?@g\.us")
 
 
@@ -104,6 +106,7 @@ class Messenger:
         self._wake = asyncio.Event()
         self._attempts: collections.Counter[str] = collections.Counter()
         self._sender: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
         # Receipts that came before their send's id was stored (the engine's reply to
         # send_text and the first receipt race): applied once it is. Bounded.
         self._early: collections.OrderedDict[str, str] = collections.OrderedDict()
@@ -112,10 +115,13 @@ class Messenger:
         self.session.traffic = self.on_traffic
         if self.webhooks is not None:
             self.webhooks.start()  # also what a crash left in the outbox
+            if self.store.webhook_kinds & SESSION_EVENTS:
+                self._watcher = spawn(self._watch_session(), name=f"hooks-{self.session.name}")
         self._sender = spawn(self._send_loop(), name=f"sender-{self.session.name}")
 
     async def close(self) -> None:
         await cancel(self._sender)
+        await cancel(self._watcher)
         self.session.traffic = None
         if self.webhooks is not None:
             await self.webhooks.close()
@@ -156,6 +162,13 @@ class Messenger:
                 self.rate.note()
         self._wake.set()
         return accepted, created
+
+    async def _watch_session(self) -> None:
+        """The session's state changes and QR rotations, into the webhook outbox."""
+        async for event in self.session.subscribe():
+            if event["type"] in self.store.webhook_kinds:
+                await asyncio.to_thread(self.store.queue_event, event["type"], event["data"])
+                self._stored()
 
     def _stored(self) -> None:
         if self.webhooks is not None:
