@@ -22,7 +22,7 @@ import pytest
 
 from tests.e2e.harness import SimThread, bot_on, link
 from tests.integration.test_bridge import BEARER, TOKEN, running_bridge
-from tests.procs import ServiceProcess, free_port, wait_until
+from tests.procs import ServiceProcess, free_port, process_alive, wait_until
 from tests.terminal import run
 from waqr.bot.webhooks import verify
 
@@ -377,3 +377,39 @@ def test_500_messages_from_5_contacts_reach_a_late_webhook_in_order_per_chat(
     ids = [e["id"] for e in receiver.events]
     assert len(ids) == len(set(ids)) == 500
     assert all(receiver.valid)
+
+
+def test_an_accepted_send_cut_off_by_a_sigkill_is_sent_once_after_restart(
+    sim: SimThread, tmp_path: Path
+) -> None:
+    bot = bot_on(sim, tmp_path / "bot").start()
+    restarted: ServiceProcess | None = None
+    try:
+        link(sim, bot)
+        contact_inbox(sim)
+        engine_pid = bot.status()["engine"]["pid"]
+        os.kill(engine_pid, signal.SIGSTOP)  # the engine takes the send and never answers
+        accepted = bot.post("/messages", json={"to": CONTACT, "text": "survive the kill"})
+        assert accepted.status_code == 202, accepted.text
+        message_id = accepted.json()["id"]
+        wait_until(lambda: message_status(bot, message_id)["status"] == "sending", 30)
+        assert bot.proc is not None
+        os.killpg(bot.proc.pid, signal.SIGKILL)
+        bot.proc.wait(10)
+        wait_until(lambda: not process_alive(engine_pid), 10)  # it dies with the bot
+        assert contact_inbox(sim) == []
+
+        restarted = bot_on(sim, tmp_path / "bot").start()
+        done = wait_until(
+            lambda: (m := message_status(restarted, message_id))["status"] == "sent" and m, 60
+        )
+        wait_until(lambda: contact_inbox(sim), 30)
+        time.sleep(1)
+        received = contact_inbox(sim)
+        assert [(m["id"], m["text"]) for m in received] == [
+            (done["waMessageId"], "survive the kill")
+        ]
+    finally:
+        if restarted is not None:
+            restarted.stop()
+        bot.stop()
