@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -21,7 +23,7 @@ from tests.unit.test_child_engine import HANG_GUARD, Pipes, pipes, received, sen
 from waqr.engine import protocol as p
 from waqr.engine.child import EngineChild
 from waqr.engine.supervisor import ChildEngine
-from waqr.engine.wire import WireError, decode_event, encode_event
+from waqr.engine.wire import MAX_LINE, WireError, decode_event, encode_event
 
 pytestmark = pytest.mark.timeout(30)
 __all__ = ["pipes"]  # the fixture, imported to be used here
@@ -170,3 +172,27 @@ async def test_the_supervisor_carries_sends_messages_and_persisted(tmp_path: Pat
     finally:
         async with asyncio.timeout(HANG_GUARD):
             await engine.stop()
+
+
+async def test_an_overlong_text_is_cut_to_fit_the_pipe(pipes: Pipes) -> None:
+    # A reader of its own: the event is larger than the pipe's buffer, and the child's write
+    # blocks until someone reads.
+    os.set_blocking(pipes.replies_from, True)
+    data = bytearray()
+
+    def drain() -> None:
+        while chunk := os.read(pipes.replies_from, 65536):
+            data.extend(chunk)
+            if data.endswith(b"\n"):
+                return
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    child = EngineChild({"store_path": "unused", "persist_timeout": 0.1}, pipes.events)
+    with pytest.raises(TimeoutError):  # nobody says persisted here
+        await child.on_message(None, neonize_message("\U0001f600" * 100_000))
+    reader.join(HANG_GUARD)
+    assert len(data) <= MAX_LINE
+    event = decode_event(bytes(data))
+    assert isinstance(event, p.MessageReceived)
+    assert event.text == "\U0001f600" * 65536

@@ -52,6 +52,7 @@ COMMANDS = frozenset({"ping", "pair_phone", "logout", "send_text"})
 # How long a message handler waits for the supervisor's "persisted" when the config does not
 # say. Past it the handler gives up (and logs): whatsmeow then acknowledges the message.
 DEFAULT_PERSIST_TIMEOUT = 10.0
+MAX_INCOMING_TEXT = 65536
 # whatsmeow receipt types worth reporting (neonize Receipt.ReceiptType): the rest are this
 # account's own devices (read-self), retries and server receipts.
 _RECEIPT_KINDS = {1: "delivered", 4: "read", 6: "played"}
@@ -403,6 +404,9 @@ class EngineChild:
         text = content.conversation or extended.text
         if not text:
             return  # not a text message: media, reactions, protocol messages are not ours
+        # WhatsApp's clients send at most this; a longer one (another client's doing) is cut,
+        # so that it always fits the pipe's line limit (wire.MAX_LINE) and never kills us.
+        text = text[:MAX_INCOMING_TEXT]
         source = info.MessageSource
         self.last_delivery += 1
         delivery = self.last_delivery

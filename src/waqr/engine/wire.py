@@ -30,8 +30,9 @@ from typing import Any
 
 from waqr.engine import protocol as p
 
-# The longest message the child may send. Its largest real one is a QR (~250 bytes) or an
-# error text; a megabyte is generous and still a bound.
+# The longest message the child may send. Its largest real one is an incoming text: at most
+# 65536 characters, JSON-escaped to at most 12 bytes each (an astral character as two \u
+# escapes), so about 768 KiB; a megabyte holds it and is still a bound.
 MAX_LINE = 1024 * 1024
 _CHUNK = 64 * 1024
 
