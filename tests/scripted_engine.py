@@ -30,6 +30,8 @@ class ScriptedEngine:
         self.paired_with: str | None = None
         self.pings = 0
         self.pid: int | None = None
+        self.sent: list[tuple[str, str, str | None]] = []  # send_text calls: to, text, reply_to
+        self.persisted_deliveries: list[int] = []
         self.unlink_gate = asyncio.Event()  # logout() waits for it when the script says so
         self.unlink_gate.set()
 
@@ -58,6 +60,16 @@ class ScriptedEngine:
             await asyncio.Event().wait()
         self.paired_with = phone_digits
         return "ABCD-EFGH"
+
+    async def send_text(self, to: str, text: str, reply_to: str | None = None) -> str:
+        await self.script.send_gate.wait()
+        if self.script.send_error is not None:
+            raise self.script.send_error
+        self.sent.append((to, text, reply_to))
+        return f"3EB0SCRIPTED{len(self.sent):04d}"
+
+    async def persisted(self, delivery: int) -> None:
+        self.persisted_deliveries.append(delivery)
 
     async def ping(self) -> None:
         self.pings += 1
@@ -92,6 +104,9 @@ class EngineScript:
         self.logout_fails = False
         self.hang_commands = False  # pair_phone and ping never answer
         self.start_error: Exception | None = None
+        self.send_error: Exception | None = None  # send_text raises it
+        self.send_gate = asyncio.Event()  # send_text waits for it (clear it to hold sends)
+        self.send_gate.set()
         self.start_gate = asyncio.Event()  # start() waits for it (clear it to hold starts)
         self.start_gate.set()
         self.made = asyncio.Event()

@@ -62,3 +62,22 @@ def error_responses(table: ErrorTable, *statuses: int) -> dict[int | str, dict[s
         }
         for status in sorted(statuses)
     }
+
+
+class SendMessageRequest(BaseModel):
+    """Body of ``POST /messages`` at the bot and ``POST /admin/wa/messages`` at the bridge."""
+
+    to: str = Field(
+        max_length=64,
+        description="The recipient: +E.164 ('+', country code, number) or a JID "
+        "(4915112345678@s.whatsapp.net, or a group's <id>@g.us).",
+        examples=["+4915112345678"],
+    )
+    text: str = Field(
+        max_length=70000,  # the exact limit (65536) is checked with a clearer error
+        description="The message text, 1 to 65536 characters.",
+        examples=["Your order has shipped."],
+    )
+    reply_to: str | None = Field(
+        default=None, max_length=128, description="The id of a message to quote."
+    )

@@ -109,3 +109,24 @@ class BotRejected(BotError):
         super().__init__(str(body.get("detail") or body.get("error") or status_code))
         self.status_code = status_code
         self.body = body
+
+
+class SendRefused(WaqrError):
+    """A send the bot will not accept: ``status`` and ``code`` for the HTTP answer, ``extra``
+    fields for its body (``state`` of a session not linked), ``retry_after`` seconds when
+    rate limited."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        *,
+        retry_after: int | None = None,
+        **extra: object,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.retry_after = retry_after
+        self.extra = extra

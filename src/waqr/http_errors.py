@@ -72,7 +72,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_waqr(_request: Request, exc: Exception) -> JSONResponse:
         if isinstance(exc, errors.BotRejected):
             body = exc.body if "error" in exc.body else error_body("bot_error", str(exc))
-            return JSONResponse(body, status_code=exc.status_code)
+            wait = body.get("retryAfter")
+            # The bot's rate limit, passed on with its Retry-After.
+            headers = {"Retry-After": str(wait)} if isinstance(wait, int) else None
+            return JSONResponse(body, status_code=exc.status_code, headers=headers)
         for cls, status, code in _STATUS:
             if isinstance(exc, cls):
                 return JSONResponse(error_body(code, str(exc)), status_code=status)

@@ -84,6 +84,8 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         logging.getLogger(chatty).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
     # uvicorn's access log would print every poll of /qr; keep it at warning.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # sse_starlette logs every chunk it sends at DEBUG: message texts, QR payloads.
+    logging.getLogger("sse_starlette").setLevel(logging.INFO)
 
 
 def log_event(

@@ -22,6 +22,7 @@ from waqr.token_strength import weakness
 
 PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
 MIN_TOKEN_LENGTH = 32
+WEBHOOK_EVENTS = frozenset({"message", "receipt", "state", "qr"})
 PLACEHOLDER_TOKENS = frozenset({"changeme" * 4, "x" * 32, "your-token-here"})
 
 
@@ -71,6 +72,23 @@ class Settings(BaseSettings):
     # about a second.
     engine_command_timeout: float = Field(
         30.0, gt=0, le=300, validation_alias=_env("WAQR_ENGINE_COMMAND_TIMEOUT")
+    )
+    # Sends the bot accepts per session in any 60 s (POST /messages answers 429 past it).
+    # Conservative: bursts of messages are what gets WhatsApp accounts banned.
+    send_rate_limit: int = Field(20, ge=1, le=10000, validation_alias=_env("WAQR_SEND_RATE_LIMIT"))
+    # Webhooks (the bot delivers them; README "Webhooks"): comma-separated http(s) URLs.
+    webhook_urls: str = Field("", validation_alias=_env("WAQR_WEBHOOK_URLS"))
+    # The HMAC-SHA256 key every delivery is signed with; required with WAQR_WEBHOOK_URLS.
+    webhook_secret: str | None = Field(None, validation_alias=_env("WAQR_WEBHOOK_SECRET"))
+    # Which events go out by webhook: message, receipt, state, qr.
+    webhook_events: str = Field("message,receipt", validation_alias=_env("WAQR_WEBHOOK_EVENTS"))
+    # How long a failed delivery is retried (from the event) before it is listed as failed.
+    webhook_retry_period: float = Field(
+        86400.0, gt=0, validation_alias=_env("WAQR_WEBHOOK_RETRY_PERIOD")
+    )
+    # The longest wait between two retries of a delivery (they start at 1 s and double).
+    webhook_backoff_max: float = Field(
+        300.0, gt=0, le=86400, validation_alias=_env("WAQR_WEBHOOK_BACKOFF_MAX")
     )
     # Every this many seconds the bot checks that its engine still answers (a ping to the
     # engine process, not to WhatsApp).
@@ -297,6 +315,39 @@ class Settings(BaseSettings):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
         return value
 
+    @field_validator("webhook_urls")
+    @classmethod
+    def _webhook_urls_are_http(cls, value: str) -> str:
+        urls = [u.strip() for u in value.split(",") if u.strip()]
+        for number, url in enumerate(urls, 1):
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"URL {number} must start with http:// or https://")
+        return ",".join(urls)
+
+    @field_validator("webhook_events")
+    @classmethod
+    def _webhook_events_are_known(cls, value: str) -> str:
+        kinds = [k.strip() for k in value.split(",") if k.strip()]
+        unknown = [k for k in kinds if k not in WEBHOOK_EVENTS]
+        if unknown:
+            raise ValueError(
+                f"unknown event {unknown[0]!r}; choose from message, receipt, state, qr"
+            )
+        return ",".join(kinds)
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret_is_long(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if len(value.strip()) < MIN_TOKEN_LENGTH:
+            raise ValueError(f"must have at least {MIN_TOKEN_LENGTH} characters")
+        return value.strip()
+
+    @property
+    def webhook_url_list(self) -> tuple[str, ...]:
+        return tuple(self.webhook_urls.split(",")) if self.webhook_urls else ()
+
     @property
     def token_list(self) -> list[str]:
         return self.bridge_tokens.split(",") if self.bridge_tokens else []
@@ -328,6 +379,8 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"WAQR_{server}_TLS_CERT and WAQR_{server}_TLS_KEY must be set together"
                 )
+        if self.webhook_urls and self.webhook_secret is None:
+            raise ValueError("WAQR_WEBHOOK_URLS needs WAQR_WEBHOOK_SECRET (deliveries are signed)")
         return self
 
     @property

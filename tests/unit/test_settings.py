@@ -94,3 +94,16 @@ def test_a_missing_tls_or_ca_file_is_refused_naming_the_variable(tmp_path: Path)
     with pytest.raises(ConfigError) as caught:
         load_settings({"WAQR_BOT_CA_FILE": str(missing)})
     assert f"WAQR_BOT_CA_FILE: {missing} is not a readable file" in str(caught.value)
+
+
+def test_webhook_urls_need_a_secret_and_http_urls() -> None:
+    with pytest.raises(ConfigError, match="WAQR_WEBHOOK_SECRET"):
+        load_settings({"WAQR_WEBHOOK_URLS": "http://127.0.0.1:9/hook"})
+    with pytest.raises(ConfigError, match="http"):
+        load_settings({"WAQR_WEBHOOK_URLS": "ftp://x", "WAQR_WEBHOOK_SECRET": "s" * 40})
+    with pytest.raises(ConfigError, match="unknown event"):
+        load_settings({"WAQR_WEBHOOK_EVENTS": "message,typing"})
+    settings = load_settings(
+        {"WAQR_WEBHOOK_URLS": " http://a/1 , https://b/2", "WAQR_WEBHOOK_SECRET": "s" * 40}
+    )
+    assert settings.webhook_url_list == ("http://a/1", "https://b/2")

@@ -12,20 +12,22 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 from prometheus_fastapi_instrumentator import Instrumentator
 from sse_starlette.sse import EventSourceResponse
 
 from waqr import __version__
-from waqr.api_models import PairCodeRequest
+from waqr.api_models import PairCodeRequest, SendMessageRequest
 from waqr.bot import responses
 from waqr.bot.auth import BotTokenAuth
+from waqr.bot.messenger import Messenger
 from waqr.bot.metrics import BotMetrics
 from waqr.bot.registry import SessionRegistry
 from waqr.bot.session import Session
 from waqr.doctor import diagnose as run_diagnosis
+from waqr.errors import SendRefused
 from waqr.http_errors import error_body, install_error_handlers
 from waqr.qr_render import qr_image_response
 from waqr.tasks import cancel, spawn
@@ -38,6 +40,21 @@ async def default_session(request: Request) -> Session:
 
 
 SessionDep = Annotated[Session, Depends(default_session)]
+
+
+async def default_messenger(request: Request) -> Messenger:
+    registry: SessionRegistry = request.app.state.registry
+    return registry.messenger()
+
+
+MessengerDep = Annotated[Messenger, Depends(default_messenger)]
+
+
+def refusal(exc: SendRefused) -> HTTPException:
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+    extra = {**exc.extra, "retryAfter": exc.retry_after} if exc.retry_after else exc.extra
+    body = error_body(exc.code, str(exc), **extra)
+    return HTTPException(exc.status, detail=body, headers=headers)
 
 
 def create_app(registry: SessionRegistry, *, manage_lifecycle: bool = True) -> FastAPI:
@@ -178,9 +195,62 @@ def create_app(registry: SessionRegistry, *, manage_lifecycle: bool = True) -> F
         report = await run_diagnosis(registry.settings, bot_status=session.status())
         return report.as_json()
 
+    @app.post("/messages", status_code=202, responses=responses.errors(400, 409, 422, 429))
+    async def send_message(
+        messenger: MessengerDep,
+        body: SendMessageRequest,
+        idempotency_key: Annotated[
+            str | None,
+            Header(
+                max_length=200,
+                description="A retry with the same key returns the first answer, sends nothing.",
+            ),
+        ] = None,
+    ) -> dict[str, Any]:
+        """Queue a text for sending through the linked account (durably: an accepted message
+        is sent even if the bot restarts first). Follow it with ``GET /messages/{id}`` or the
+        ``receipt`` events."""
+        try:
+            outgoing, created = await messenger.submit(
+                body.to, body.text, body.reply_to, idempotency_key
+            )
+        except SendRefused as exc:
+            raise refusal(exc) from None
+        return {**outgoing.as_json(), "duplicate": not created}
+
+    @app.get("/messages/{message_id}", responses=responses.errors(404, 422))
+    async def get_message(messenger: MessengerDep, message_id: str) -> dict[str, Any]:
+        """A sent message's status and its latest receipt (sent, delivered, read)."""
+        outgoing = await messenger.get(message_id)
+        if outgoing is None:
+            raise HTTPException(404, detail=error_body("no_message", "no such message"))
+        return outgoing.as_json()
+
+    @app.get("/messages", responses=responses.errors(422))
+    async def list_messages(
+        messenger: MessengerDep,
+        direction: Annotated[str, Query(pattern="^in$", description="Only 'in' for now.")] = "in",
+        after: Annotated[int, Query(ge=0, description="Messages after this seq.")] = 0,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> dict[str, Any]:
+        """Incoming messages in the order they arrived, after the ``seq`` given."""
+        return {"messages": await messenger.inbox(after, limit)}
+
+    @app.get("/webhooks/failed", responses=responses.errors())
+    async def failed_webhooks(messenger: MessengerDep) -> dict[str, Any]:
+        """Webhook deliveries given up after WAQR_WEBHOOK_RETRY_PERIOD (oldest 100)."""
+        return {"failed": await messenger.failed_webhooks()}
+
+    @app.post("/webhooks/failed/replay", responses=responses.errors())
+    async def replay_webhooks(messenger: MessengerDep) -> dict[str, Any]:
+        """Queue every failed webhook delivery again."""
+        return {"replayed": await messenger.replay_webhooks()}
+
     @app.get("/events", responses=responses.sse())
     async def events(request: Request, session: SessionDep) -> EventSourceResponse:
-        """Server-Sent Events: ``state`` on every state change, ``qr`` on every rotation."""
+        """Server-Sent Events: ``state`` on every state change, ``qr`` on every rotation,
+        ``message`` for every incoming message (once stored), ``receipt`` when a sent
+        message is sent, delivered or read."""
 
         async def stream() -> AsyncIterator[dict[str, str]]:
             async for event in session.subscribe():

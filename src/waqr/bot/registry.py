@@ -8,9 +8,12 @@ import functools
 from collections.abc import Callable
 
 from waqr.bot.diagnosis import DiagnosisWatch
+from waqr.bot.messages import MessageStore
+from waqr.bot.messenger import Messenger
 from waqr.bot.policy import SessionPolicy
 from waqr.bot.session import Session
 from waqr.bot.store import SessionStore
+from waqr.bot.webhooks import WebhookSender
 from waqr.engine.protocol import Engine, EngineConfig
 from waqr.engine.supervisor import ChildEngine
 from waqr.engine.version import engine_version
@@ -64,6 +67,7 @@ class SessionRegistry:
         self.make_engine = make_engine or child_engine_maker(settings)
         self.policy = session_policy(settings)
         self.sessions: dict[str, Session] = {}
+        self.messengers: dict[str, Messenger] = {}
         self._locked: list[SessionStore] = []
         # The doctor probes the network path of the real engine child; an injected engine
         # (tests) has none, so it is not diagnosed.
@@ -82,15 +86,36 @@ class SessionRegistry:
                 log_level=self.settings.engine_log_level,
             )
             factory = functools.partial(self.make_engine, config)
-            self.sessions[name] = Session(
-                name, store, factory, self.policy, engine_version=engine_version()
+            session = Session(name, store, factory, self.policy, engine_version=engine_version())
+            self.sessions[name] = session
+            kinds = frozenset(filter(None, self.settings.webhook_events.split(",")))
+            messages = MessageStore(
+                self.settings.data_dir / "messages" / f"{name}.sqlite",
+                webhook_urls=self.settings.webhook_url_list,
+                webhook_kinds=kinds,
+            )
+            webhooks = None
+            if self.settings.webhook_secret is not None and messages.webhook_urls:
+                webhooks = WebhookSender(
+                    messages,
+                    self.settings.webhook_secret,
+                    retry_period=self.settings.webhook_retry_period,
+                    backoff_max=self.settings.webhook_backoff_max,
+                )
+            self.messengers[name] = Messenger(
+                session, messages, rate_limit=self.settings.send_rate_limit, webhooks=webhooks
             )
 
     def get(self, name: str = DEFAULT_SESSION) -> Session:
         return self.sessions[name]
 
+    def messenger(self, name: str = DEFAULT_SESSION) -> Messenger:
+        return self.messengers[name]
+
     async def start(self) -> None:
-        for session in self.sessions.values():
+        for name, session in self.sessions.items():
+            # Before the session: no message the engine reports may find no one to store it.
+            await self.messengers[name].start()
             await session.start()
             if self._diagnose:
                 watch = DiagnosisWatch(session, self.settings)
@@ -102,6 +127,9 @@ class SessionRegistry:
         self._watches.clear()
         for session in self.sessions.values():
             await session.close()
+        for messenger in self.messengers.values():
+            await messenger.close()
+        self.messengers.clear()
         for store in self._locked:
             store.unlock()
         self._locked.clear()

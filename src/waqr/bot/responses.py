@@ -33,6 +33,10 @@ ERRORS: ErrorTable = {
         "The request is malformed; `detail` names the field and the problem.",
         {"error": "invalid_request", "detail": "reset: Input should be a valid boolean"},
     ),
+    429: (
+        "Too many sends: WAQR_SEND_RATE_LIMIT a minute. `Retry-After` says when to retry.",
+        {"error": "rate_limited", "detail": "at most 20 sends a minute; retry in 12 s"},
+    ),
     503: (
         "The session cannot serve the request now (stopping, or its actor is wedged), or the "
         "engine failed the command.",

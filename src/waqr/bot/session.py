@@ -80,6 +80,7 @@ _NO_QR_STATUS = {
 # Refusals that need an operator: the session rests in `failed` until asked again.
 _REFUSALS = (p.TemporaryBan, p.ClientOutdated, p.ConnectFailure)
 # Events that do not settle a requested restart (they are not an outcome of the attempt).
+Traffic = p.MessageReceived | p.ReceiptReceived
 _NOT_SETTLING = (p.PairSuccess, p.StreamError, p.KeepAliveTimeout, p.KeepAliveRestored)
 
 
@@ -162,6 +163,9 @@ class Session:
         self._last_demand: float | None = None
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
         self._published: dict[str, Any] | None = None  # the last status subscribers were sent
+        # Messages and receipts bypass the actor (they change no state): the pump hands them
+        # to this sink (``messenger.py``) and waits, so a message is stored before the next.
+        self.traffic: Callable[[p.Engine, Traffic], Awaitable[None]] | None = None
 
     # === lifecycle ==========================================================================
     async def start(self) -> None:
@@ -503,6 +507,10 @@ class Session:
                 # stop, so stop it again now that it runs (never two engines on one store).
                 await asyncio.wait_for(engine.stop(), self.policy.stop_bound)
             async for event in engine.events():
+                if isinstance(event, p.MessageReceived | p.ReceiptReceived):
+                    if self.traffic is not None:
+                        await self.traffic(engine, event)
+                    continue
                 self._inbox.put_nowait(i.FromEngine(engine, event))
                 ended = isinstance(event, p.EngineExited)
                 if ended:
@@ -1051,6 +1059,14 @@ class Session:
         status = self.status()
         self._published = status
         self._publish({"type": "state", "data": status})
+
+    def linked_engine(self) -> p.Engine | None:
+        """The engine to send through: the current one, while the session is connected."""
+        return self._engine if self.state is State.CONNECTED else None
+
+    def publish(self, kind: str, data: dict[str, Any]) -> None:
+        """Tell every subscriber (SSE) of an event that is not the session's own state."""
+        self._publish({"type": kind, "data": data})
 
     def _publish(self, event: dict[str, Any]) -> None:
         for queue in list(self._subscribers):

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, FastAPI, Header, HTTPException, Query, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from fastapi_offline import FastAPIOffline
@@ -23,7 +23,7 @@ from prometheus_fastapi_instrumentator import Instrumentator
 from sse_starlette.sse import EventSourceResponse
 
 from waqr import __version__
-from waqr.api_models import PairCodeRequest
+from waqr.api_models import PairCodeRequest, SendMessageRequest
 from waqr.bridge import examples
 from waqr.bridge.audit import audited
 from waqr.bridge.auth import ApiKeyAuth, BearerAuth, FailureLimiter
@@ -214,7 +214,7 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
             CORSMiddleware,
             allow_origins=settings.cors_origin_list,
             allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "X-API-Key", "Content-Type"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key"],
         )
 
     admin = APIRouter(prefix="/admin/wa", dependencies=[BearerAuth], tags=["admin"])
@@ -284,6 +284,44 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
         async with audited(request, "pair_code"):
             return await _bridge(request).bot.pair_code("+" + body.phone)
 
+    @admin.post(
+        "/messages",
+        status_code=202,
+        responses=examples.ok(examples.MESSAGE, 202, also=(400, 409, 422)),
+    )
+    async def send_message(
+        request: Request,
+        body: SendMessageRequest,
+        idempotency_key: Annotated[
+            str | None,
+            Header(
+                max_length=200,
+                description="A retry with the same key returns the first answer, sends nothing.",
+            ),
+        ] = None,
+    ) -> dict[str, Any]:
+        """Send a text through the linked account (queued durably by the bot; 202 with its
+        id). 409 when not linked, 422 for a bad recipient or text, 429 with ``Retry-After``
+        past the bot's send rate limit."""
+        async with audited(request, "send_message", success=202):
+            return await _bridge(request).bot.send_message(body.model_dump(), idempotency_key)
+
+    @admin.get("/messages/{message_id}", responses=examples.ok(examples.MESSAGE, also=(404, 422)))
+    async def get_message(request: Request, message_id: str) -> dict[str, Any]:
+        """A sent message's status and latest receipt (sent, delivered, read)."""
+        return await _bridge(request).bot.message(message_id)
+
+    @admin.get("/webhooks/failed", responses=examples.ok(examples.FAILED_WEBHOOKS))
+    async def failed_webhooks(request: Request) -> dict[str, Any]:
+        """Webhook deliveries the bot gave up after WAQR_WEBHOOK_RETRY_PERIOD."""
+        return await _bridge(request).bot.failed_webhooks()
+
+    @admin.post("/webhooks/failed/replay", responses=examples.ok({"replayed": 1}))
+    async def replay_webhooks(request: Request) -> dict[str, Any]:
+        """Queue every failed webhook delivery again."""
+        async with audited(request, "replay_webhooks"):
+            return await _bridge(request).bot.replay_webhooks()
+
     @admin.get("/diagnose", responses=examples.ok(examples.DIAGNOSE))
     async def diagnose(request: Request) -> dict[str, Any]:
         """The connection doctor, run by the bot from where the engine runs: each layer
@@ -293,7 +331,8 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
 
     @admin.get("/events", responses=examples.sse())
     async def events(request: Request) -> EventSourceResponse:
-        """Server-Sent Events: ``state`` on every change, ``qr`` on every rotation."""
+        """Server-Sent Events: ``state`` on every change, ``qr`` on every rotation,
+        ``message`` for each incoming message and ``receipt`` for each step of a sent one."""
         bridge = _bridge(request)
         # Subscribe before the snapshot: a change the bot makes while the snapshot is on its
         # way is then queued behind it instead of falling between the two.

@@ -1,8 +1,8 @@
 """The audit trail: every state-changing call through the bridge (reconnect, relink, logout,
-pair-code) is logged once on ``waqr.audit`` with who asked (which credential, by position,
-never its value), from where, and how it ended. A client acting for a person (the UI) names
-them in ``X-Waqr-User``; the log records it as ``user``, next to the credential that vouches
-for it (the name is the caller's claim, trusted as far as its token is)."""
+pair-code, send_message) is logged once on ``waqr.audit`` with who asked (which credential, by
+position, never its value), from where, and how it ended. A client acting for a person (the
+UI) names them in ``X-Waqr-User``; the log records it as ``user``, next to the credential that
+vouches for it (the name is the caller's claim, trusted as far as its token is)."""
 
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from httpx_sse import aconnect_sse
@@ -145,6 +146,21 @@ class BotClient:
     async def pair_code(self, phone: str) -> dict[str, Any]:
         return await self._json("POST", "/pair-code", json={"phone": phone}, wait=self.pair_timeout)
 
+    async def send_message(
+        self, body: dict[str, Any], idempotency_key: str | None
+    ) -> dict[str, Any]:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key is not None else None
+        return await self._json("POST", "/messages", json=body, headers=headers)
+
+    async def message(self, message_id: str) -> dict[str, Any]:
+        return await self._json("GET", f"/messages/{quote(message_id, safe='')}")
+
+    async def failed_webhooks(self) -> dict[str, Any]:
+        return await self._json("GET", "/webhooks/failed")
+
+    async def replay_webhooks(self) -> dict[str, Any]:
+        return await self._json("POST", "/webhooks/failed/replay")
+
     async def events(self) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         """The bot's event stream, as (type, data) pairs, until it ends."""
         async with (
@@ -157,5 +173,5 @@ class BotClient:
         ):
             self._check(source.response)
             async for sse in source.aiter_sse():
-                if sse.event in ("state", "qr"):
+                if sse.event in ("state", "qr", "message", "receipt"):
                     yield sse.event, json.loads(sse.data)

@@ -68,6 +68,28 @@ PAIR_CODE: dict[str, Any] = {
     "phone": "+49*********78",
     "status": "pairing_code",
 }
+MESSAGE: dict[str, Any] = {
+    "id": "msg_6f1c2a0e9b7d4c3f8a1e5d2b0c9f7a6e",
+    "to": "4915112345678@s.whatsapp.net",
+    "status": "sent",
+    "waMessageId": "3EB0A46BDBB540B1C2D3",
+    "receipt": "delivered",
+    "error": None,
+    "createdAt": 1764190000.0,
+    "updatedAt": 1764190001.5,
+}
+FAILED_WEBHOOKS: dict[str, Any] = {
+    "failed": [
+        {
+            "eventId": "evt_3f0c9b1e2d4a4c6b8e7f0a1b2c3d4e5f",
+            "url": "https://hooks.example.com/waqr",
+            "attempts": 14,
+            "lastError": "answered 503",
+            "createdAt": 1764190000.0,
+            "type": "message",
+        }
+    ]
+}
 
 # Every error status a bridge route may answer: why, and an example body.
 ERRORS: ErrorTable = {
@@ -115,7 +137,8 @@ ERRORS: ErrorTable = {
         },
     ),
     429: (
-        "Too many failed authentications from this client; wait `Retry-After` seconds.",
+        "Too many failed authentications from this client, or (sending) more than "
+        "WAQR_SEND_RATE_LIMIT sends a minute; wait `Retry-After` seconds.",
         {"error": "too_many_failures", "detail": "too many failed authentications; retry in 42 s"},
     ),
     502: (

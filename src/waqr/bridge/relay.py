@@ -1,5 +1,6 @@
 """The push path: follow the bot's event stream, hold what it said (the bot's status and
-live QR, which the bridge answers from while the stream is up), fan the events out to the
+live QR, which the bridge answers from while the stream is up), fan the events (and the
+``message`` and ``receipt`` events, passed on as they are) out to the
 bridge's own SSE subscribers, and keep the QR cache current the moment a QR rotates (cleared
 on connect and logout). Reconnects to the bot with backoff when the stream breaks."""
 
@@ -27,6 +28,9 @@ log = logging.getLogger("waqr.bridge.relay")
 QR_STATES = frozenset({"qr_ready", "pairing_code"})
 # Events one subscriber may fall behind by; beyond it loses its oldest (never blocks the relay).
 SUBSCRIBER_BACKLOG = 100
+
+# The bot's messaging events: relayed to subscribers as they are.
+MESSAGE_EVENTS = frozenset({"message", "receipt"})
 
 Event = tuple[str, dict[str, Any]]
 _END: Event = ("end", {})  # queued by Subscription.end(); never sent to a listener
@@ -113,6 +117,9 @@ class EventRelay:
             await asyncio.sleep(self._backoff.next_delay())
 
     async def apply(self, kind: str, data: dict[str, Any]) -> None:
+        if kind in MESSAGE_EVENTS:  # passed on; they change nothing the bridge holds
+            self.publish(kind, data)
+            return
         # Held and published first: subscribers never wait for the Redis write.
         live_qr = kind == "qr" and bool(data.get("qr")) and bool(data.get("expires_in"))
         if kind == "qr":

@@ -120,6 +120,38 @@ class EngineExited:
     detail: str
 
 
+@dataclass(frozen=True, slots=True)
+class MessageReceived:
+    """A text message WhatsApp delivered to the engine. ``chat`` and ``sender`` are JIDs
+    (``user@server``); ``timestamp`` unix seconds; ``quoted_id`` the id of the message it
+    replies to; ``from_me`` True when this account sent it from another device.
+
+    ``delivery`` numbers the engine's obligation: the engine's handler waits until the
+    receiver calls :meth:`Engine.persisted` with it. (With neonize 0.5.2 that wait does not
+    hold whatsmeow's delivery receipt; see ``child.py``, ``hold_message_acks``.)"""
+
+    id: str
+    chat: str
+    sender: str
+    push_name: str
+    text: str
+    timestamp: float
+    quoted_id: str | None
+    from_me: bool
+    delivery: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptReceived:
+    """WhatsApp's word on a message this account sent: ``kind`` is ``delivered``, ``read``
+    or ``played`` (one event per message id; whatsmeow groups them)."""
+
+    message_id: str
+    kind: str
+    chat: str
+    timestamp: float
+
+
 EngineEvent = (
     QrIssued
     | PairSuccess
@@ -136,6 +168,8 @@ EngineEvent = (
     | KeepAliveRestored
     | DialFailed
     | EngineExited
+    | MessageReceived
+    | ReceiptReceived
 )
 
 
@@ -162,6 +196,14 @@ class Engine(Protocol):
         Raises EngineCommandFailed when it does not answer in time; an engine that fails a
         ping or any other command within its timeout is killed and ends with
         ``EngineExited(reason="engine_unresponsive")``."""
+
+    async def send_text(self, to: str, text: str, reply_to: str | None = None) -> str:
+        """Send ``text`` to the JID ``to`` (quoting message ``reply_to``); returns WhatsApp's
+        message id once the server acknowledged it. Raises EngineCommandFailed."""
+
+    async def persisted(self, delivery: int) -> None:
+        """Tell the engine that the message of ``MessageReceived.delivery`` is stored: its
+        handler may now return and let WhatsApp's acknowledgement go."""
 
     def events(self) -> AsyncIterator[EngineEvent]:
         """The engine's events, ending after EngineExited."""

@@ -8,8 +8,8 @@ Watchdogs, each ending the child with SIGKILL to its process group and a reason 
   connect forever);
 - ``stop_timeout``: not gone within ``stop_timeout`` of being asked to stop (neonize's
   stop() blocks on the lock a hung connect holds);
-- ``engine_unresponsive``: a command (``ping``, ``pair_phone``, ``logout``) not answered
-  within its timeout (the child is stuck in an FFI call, or its loop is);
+- ``engine_unresponsive``: a command (``ping``, ``pair_phone``, ``logout``, ``send_text``)
+  not answered within its timeout (the child is stuck in an FFI call, or its loop is);
 - ``engine_protocol_error``: a message the pipe protocol does not allow (see ``wire.py``).
 
 A child that dies by itself becomes ``EngineExited(reason="engine_crashed")``. Whatever
@@ -174,6 +174,21 @@ class ChildEngine:
 
     async def ping(self) -> None:
         await self._command("ping", within=self.ping_timeout)
+
+    async def send_text(self, to: str, text: str, reply_to: str | None = None) -> str:
+        message_id = await self._command(
+            "send_text", within=self.command_timeout, to=to, text=text, reply_to=reply_to
+        )
+        return str(message_id)
+
+    async def persisted(self, delivery: int) -> None:
+        # No reply: the child's handler is what waits for this line, not us.
+        if self._proc is None or self._exited.is_set():
+            return
+        with contextlib.suppress(OSError, RuntimeError):
+            self._write(
+                encode_command({"id": self._next_id(), "cmd": "persisted", "delivery": delivery})
+            )
 
     async def events(self) -> AsyncIterator[p.EngineEvent]:
         while True:

@@ -1,7 +1,10 @@
 """The pipe protocol between the supervisor and the engine child: JSON lines.
 
 Supervisor -> child (stdin): first a config line, then commands
-``{"id": 3, "cmd": "pair_phone", "phone": "15551234567"}``, ``logout``, ``ping``, ``stop``.
+``{"id": 3, "cmd": "pair_phone", "phone": "15551234567"}``, ``logout``, ``ping``,
+``send_text`` (``to``, ``text``, ``reply_to``), ``stop``, and ``persisted``
+(``{"id": 4, "cmd": "persisted", "delivery": 7}``: the message event numbered 7 is stored;
+it has no reply).
 Child -> supervisor (its private event pipe): events ``{"event": "qr", ...}`` and command
 replies ``{"event": "reply", "id": 3, "ok": true, "result": "ABCD-EFGH", "error": ""}``.
 
@@ -27,8 +30,9 @@ from typing import Any
 
 from waqr.engine import protocol as p
 
-# The longest message the child may send. Its largest real one is a QR (~250 bytes) or an
-# error text; a megabyte is generous and still a bound.
+# The longest message the child may send. Its largest real one is an incoming text: at most
+# 65536 characters, JSON-escaped to at most 12 bytes each (an astral character as two \u
+# escapes), so about 768 KiB; a megabyte holds it and is still a bound.
 MAX_LINE = 1024 * 1024
 _CHUNK = 64 * 1024
 
@@ -48,6 +52,8 @@ _EVENT_NAMES: dict[type[Any], str] = {
     p.KeepAliveRestored: "keepalive_restored",
     p.DialFailed: "dial_failed",
     p.EngineExited: "exited",
+    p.MessageReceived: "message",
+    p.ReceiptReceived: "receipt",
 }
 _EVENT_TYPES = {name: cls for cls, name in _EVENT_NAMES.items()}
 

@@ -277,6 +277,8 @@ class Session:
             for reply in deliver(self.world, node, self.device_jid):
                 await self.send_node(reply)
             return
+        if node.tag in ("receipt", "ack"):
+            self.world.from_devices.append((node.tag, node.attr("id"), node.attr("type")))
         if node.tag != "iq":
             return  # ack, ib, receipt, presence...: nothing to answer (doc §7)
         iq_type = node.attr("type")

@@ -194,6 +194,9 @@ class World:
         self.phones: dict[str, Phone] = {}
         self.devices: dict[tuple[str, int], LinkedDevice] = {}
         self.contacts: dict[str, Contact] = {}  # other WhatsApp users, by phone number
+        # Every <receipt> and <ack> a linked device sent, as (tag, message id, type): how a
+        # test sees when an engine let go of a message it was handed.
+        self.from_devices: list[tuple[str, str, str]] = []
         self.sessions: dict[int, LiveSession] = {}
         self.faults = FaultPlan()
         self._offered_refs: dict[str, Pairable] = {}

@@ -1,6 +1,6 @@
-"""The argparse side of ``waqr status`` and ``waqr link``, and the one place their settings
-become a bridge client. Nothing here logs: the terminal is the operator's, and the token
-travels only in the Authorization header."""
+"""The argparse side of ``waqr status``, ``waqr link`` and ``waqr send``, and the one place
+their settings become a bridge client. Nothing here logs: the terminal is the operator's, and
+the token travels only in the Authorization header."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from waqr.errors import ConfigError, InvalidPhoneNumber
 if TYPE_CHECKING:
     from waqr.ui.client import BridgeClient
 
-COMMANDS = frozenset({"status", "link"})
+COMMANDS = frozenset({"status", "link", "send"})
 
 EXIT_CODES = """exit codes:
   0    {ok}
@@ -66,7 +66,34 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     link.add_argument(
         "--timeout", type=float, metavar="SECONDS", help="give up after this long (default: never)"
     )
-    for parser in (status, link):
+    send = sub.add_parser(
+        "send",
+        help="Send a WhatsApp text through the linked account (asks the bridge).",
+        description=textwrap.fill(
+            "Send TEXT to TO (+E.164, or a JID) through the linked account. Prints the "
+            "message id; with --wait, follows it until WhatsApp reports it delivered. " + CONNECTION
+        ),
+        epilog=EXIT_CODES.format(
+            ok="accepted (with --wait: delivered)",
+            not_ok="refused (not linked, bad number or text, rate limited), failed, or not "
+            "delivered within --wait",
+        ),
+        formatter_class=formatter,
+    )
+    send.add_argument(
+        "to", metavar="TO", help="the recipient: +E.164 (e.g. +4915112345678) or a JID"
+    )
+    send.add_argument("text", metavar="TEXT", help="the message text")
+    send.add_argument("--reply-to", metavar="ID", help="quote the message with this id")
+    send.add_argument(
+        "--idempotency-key",
+        metavar="KEY",
+        help="run again with the same key and nothing is sent twice",
+    )
+    send.add_argument(
+        "--wait", type=float, metavar="SECONDS", help="wait this long for the delivery receipt"
+    )
+    for parser in (status, link, send):
         parser.add_argument("--url", help="the bridge's URL (default: WA_QR_API_URL)")
 
 
@@ -97,6 +124,19 @@ def run(args: argparse.Namespace) -> int:
             from waqr.terminal.status import run_status
 
             return run_status(main, sys.stdout, sys.stderr, as_json=args.json)
+        if args.command == "send":
+            from waqr.terminal.send import run_send
+
+            return run_send(
+                main,
+                sys.stdout,
+                sys.stderr,
+                to=args.to,
+                text=args.text,
+                reply_to=args.reply_to,
+                idempotency_key=args.idempotency_key,
+                wait=args.wait,
+            )
         return _link(main, client, phone, args.timeout)
     except UiError as error:
         sys.stderr.write(f"waqr: {error.message}\n")

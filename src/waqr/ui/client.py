@@ -8,6 +8,7 @@ import contextlib
 import json
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from httpx_sse import connect_sse
@@ -67,6 +68,8 @@ def error_for(response: httpx.Response) -> UiError:
         return UiError(
             "bad_token", "The bridge rejected the token: check WA_QR_BRIDGE_TOKEN."
         )
+    if response.status_code == 429 and error == "rate_limited":
+        return UiError("rejected", detail)  # the bot's send rate limit, not a bad token
     if response.status_code == 429:
         wait = response.headers.get("Retry-After")
         after = f" for {wait} s" if wait and wait.isdigit() else " for a while"
@@ -102,9 +105,15 @@ class BridgeClient:
         self._http.close()
 
     def _call(
-        self, method: str, path: str, *, user: str | None = None, **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        *,
+        user: str | None = None,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
     ) -> dict[str, Any]:
-        headers = {USER_HEADER: user} if user else None
+        headers = {**(headers or {}), **({USER_HEADER: user} if user else {})} or None
         with self._mapped_transport_errors():
             response = self._http.request(method, path, headers=headers, **kwargs)
         if response.status_code >= 400:
@@ -157,6 +166,22 @@ class BridgeClient:
 
     def logout(self, *, user: str | None = None) -> dict[str, Any]:
         return self._call("POST", "/admin/wa/logout", user=user, timeout=LOGOUT_TIMEOUT)
+
+    def send_message(
+        self,
+        to: str,
+        text: str,
+        *,
+        reply_to: str | None = None,
+        idempotency_key: str | None = None,
+        user: str | None = None,
+    ) -> dict[str, Any]:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        body = {"to": to, "text": text, "reply_to": reply_to}
+        return self._call("POST", "/admin/wa/messages", user=user, json=body, headers=headers)
+
+    def message(self, message_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/admin/wa/messages/{quote(message_id, safe='')}")
 
     def pair_code(self, phone: str, *, user: str | None = None) -> dict[str, Any]:
         return self._call(
