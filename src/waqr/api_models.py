@@ -7,8 +7,9 @@ sides validate the same input the same way.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Header
 from pydantic import BaseModel, Field, field_validator
 
 from waqr.errors import InvalidPhoneNumber
@@ -48,6 +49,15 @@ class ErrorBody(BaseModel):
 
 # Why each error status is answered, and an example body: an OpenAPI ``responses`` table.
 ErrorTable = dict[int, tuple[str, dict[str, Any]]]
+
+# The send routes' retry key, on the bot and on the bridge alike.
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        max_length=200,
+        description="A retry with the same key returns the first answer, sends nothing.",
+    ),
+]
 
 
 def error_responses(table: ErrorTable, *statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -12,14 +12,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 from prometheus_fastapi_instrumentator import Instrumentator
 from sse_starlette.sse import EventSourceResponse
 
 from waqr import __version__
-from waqr.api_models import PairCodeRequest, SendMessageRequest
+from waqr.api_models import IdempotencyKey, PairCodeRequest, SendMessageRequest
 from waqr.bot import responses
 from waqr.bot.auth import BotTokenAuth
 from waqr.bot.messenger import Messenger
@@ -199,13 +199,7 @@ def create_app(registry: SessionRegistry, *, manage_lifecycle: bool = True) -> F
     async def send_message(
         messenger: MessengerDep,
         body: SendMessageRequest,
-        idempotency_key: Annotated[
-            str | None,
-            Header(
-                max_length=200,
-                description="A retry with the same key returns the first answer, sends nothing.",
-            ),
-        ] = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> dict[str, Any]:
         """Queue a text for sending through the linked account (durably: an accepted message
         is sent even if the bot restarts first). Follow it with ``GET /messages/{id}`` or the

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Header, HTTPException, Query, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from fastapi_offline import FastAPIOffline
@@ -23,7 +23,7 @@ from prometheus_fastapi_instrumentator import Instrumentator
 from sse_starlette.sse import EventSourceResponse
 
 from waqr import __version__
-from waqr.api_models import PairCodeRequest, SendMessageRequest
+from waqr.api_models import IdempotencyKey, PairCodeRequest, SendMessageRequest
 from waqr.bridge import examples
 from waqr.bridge.audit import audited
 from waqr.bridge.auth import ApiKeyAuth, BearerAuth, FailureLimiter
@@ -292,13 +292,7 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
     async def send_message(
         request: Request,
         body: SendMessageRequest,
-        idempotency_key: Annotated[
-            str | None,
-            Header(
-                max_length=200,
-                description="A retry with the same key returns the first answer, sends nothing.",
-            ),
-        ] = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> dict[str, Any]:
         """Send a text through the linked account (queued durably by the bot; 202 with its
         id). 409 when not linked, 422 for a bad recipient or text, 429 with ``Retry-After``
