@@ -43,7 +43,13 @@ import httpx  # noqa: E402
 from bench.report import RESULTS  # noqa: E402
 from tests.e2e.harness import SimThread, bot_on, current_qr, simulator  # noqa: E402
 from tests.integration.test_bridge import TOKEN, running_bridge  # noqa: E402
-from tests.procs import RedisServer, ServiceProcess, free_port, wait_until  # noqa: E402
+from tests.procs import (  # noqa: E402
+    RedisServer,
+    ServiceProcess,
+    cpu_seconds,
+    free_port,
+    wait_until,
+)
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -141,13 +147,7 @@ def seconds_until(predicate: Callable[[], Any], timeout: float = 120) -> float:
 
 def footprint(pids: dict[str, int], idle: float) -> dict[str, dict[str, float]]:
     """RSS (MB), open files and CPU share over ``idle`` seconds of each process."""
-    tick = os.sysconf("SC_CLK_TCK")
-
-    def cpu(pid: int) -> float:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / tick
-
-    before = {name: cpu(pid) for name, pid in pids.items()}
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     time.sleep(idle)
     out = {}
     for name, pid in pids.items():
@@ -155,7 +155,7 @@ def footprint(pids: dict[str, int], idle: float) -> dict[str, dict[str, float]]:
         out[name] = {
             "rss_mb": rss / 1024,
             "fds": float(len(list(Path(f"/proc/{pid}/fd").iterdir()))),
-            "idle_cpu_pct": 100.0 * (cpu(pid) - before[name]) / idle,
+            "idle_cpu_pct": 100.0 * (cpu_seconds(pid) - before[name]) / idle,
         }
     return out
 

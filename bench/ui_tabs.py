@@ -11,7 +11,6 @@ about 2 bridge requests a second; now an idle tab makes none.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -22,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.report import report  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 from tests.integration.test_bridge import TOKEN  # noqa: E402
+from tests.procs import cpu_seconds  # noqa: E402
 from tests.ui.conftest import (  # noqa: E402
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -41,11 +41,6 @@ def streamlit_pid(port: int) -> int:
             if b"streamlit" in b" ".join(argv) and str(port).encode() in argv:
                 return int(entry.name)
     raise RuntimeError("the Streamlit process was not found")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> int:

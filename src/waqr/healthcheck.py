@@ -17,17 +17,20 @@ Service = Literal["bot", "api", "ui"]
 SERVICES: tuple[Service, ...] = ("bot", "api", "ui")
 
 
-def health_url(service: Service, settings: Settings) -> str:
-    def local(host: str) -> str:
-        return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host  # noqa: S104
+def local_address(host: str) -> str:
+    """Where to reach, from this machine, a server bound to ``host`` (a wildcard bind
+    answers on loopback)."""
+    return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host  # noqa: S104
 
+
+def health_url(service: Service, settings: Settings) -> str:
     if service == "bot":
         scheme = "https" if settings.bot_tls else "http"
-        return f"{scheme}://{local(settings.bot_host)}:{settings.bot_port}/health"
+        return f"{scheme}://{local_address(settings.bot_host)}:{settings.bot_port}/health"
     if service == "api":
         scheme = "https" if settings.api_tls else "http"
-        return f"{scheme}://{local(settings.api_host)}:{settings.api_port}/healthz"
-    return f"http://{local(settings.ui_host)}:{settings.ui_port}/_stcore/health"
+        return f"{scheme}://{local_address(settings.api_host)}:{settings.api_port}/healthz"
+    return f"http://{local_address(settings.ui_host)}:{settings.ui_port}/_stcore/health"
 
 
 def check(service: Service, settings: Settings, timeout: float = 5.0) -> tuple[bool, str]:

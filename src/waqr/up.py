@@ -39,6 +39,7 @@ import uvicorn
 from waqr import lifeline
 from waqr.bridge.botclient import bot_tls_context
 from waqr.errors import StackFailed
+from waqr.healthcheck import local_address
 from waqr.logs import log_event
 from waqr.settings import Settings
 from waqr.ui.launch import streamlit_command, ui_environment
@@ -139,11 +140,6 @@ class _Bridge(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
-
-
-def _local(host: str) -> str:
-    """Where to reach a server bound to ``host`` from this machine."""
-    return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host  # noqa: S104
 
 
 def _check_free(name: str, host: str, port: int) -> None:
@@ -341,7 +337,7 @@ class Stack:
 
     async def _ui_answers(self) -> bool:
         s = self.settings
-        answer = await self._get(f"http://{_local(s.ui_host)}:{s.ui_port}/_stcore/health")
+        answer = await self._get(f"http://{local_address(s.ui_host)}:{s.ui_port}/_stcore/health")
         return answer is not None and answer.status_code == 200
 
     async def _watch(self) -> str | None:
@@ -401,7 +397,7 @@ def run_up(settings: Settings) -> int:
         # The bot answers only its own bridge, even on loopback (other local users).
         settings = settings.model_copy(update={"bot_token": secrets.token_urlsafe(32)})
     bot_scheme = "https" if settings.bot_tls else "http"
-    bot_url = f"{bot_scheme}://{_local(settings.bot_host)}:{settings.bot_port}"
+    bot_url = f"{bot_scheme}://{local_address(settings.bot_host)}:{settings.bot_port}"
     settings = settings.model_copy(update={"bot_url": bot_url})
     shown = "localhost" if settings.api_host in ("0.0.0.0", "::") else settings.api_host  # noqa: S104
     api_url = f"{'https' if settings.api_tls else 'http'}://{shown}:{settings.api_port}"

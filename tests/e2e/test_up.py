@@ -20,29 +20,7 @@ import httpx
 import pytest
 
 from tests.e2e.harness import SimThread
-from tests.procs import ServiceProcess, free_port, process_alive, wait_until
-
-
-def descendants(root: int) -> set[int]:
-    """Every live process below ``root``, read from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    found: set[int] = set()
-    todo = [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
+from tests.procs import ServiceProcess, descendants, free_port, process_alive, wait_until
 
 
 def marked(mark: str) -> set[int]:

@@ -7,8 +7,10 @@ import asyncio
 import json
 import sqlite3
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -44,14 +46,16 @@ class Bot:
         return body
 
 
-@pytest.fixture
-async def bot(tmp_path: Path) -> AsyncIterator[Bot]:
-    script = EngineScript(QR)
+@asynccontextmanager
+async def running_bot(data_dir: Path, script: EngineScript, **env: Any) -> AsyncIterator[Bot]:
+    """The bot's app on a real uvicorn server in this process, its engine scripted; ``env``:
+    more settings, by environment variable name."""
     settings = load_settings(
         {
-            "WAQR_DATA_DIR": str(tmp_path),
+            "WAQR_DATA_DIR": str(data_dir),
             "WAQR_RECONNECT_BACKOFF_MIN": 0.01,
             "WAQR_RECONNECT_BACKOFF_MAX": 0.05,
+            **env,
         }
     )
     registry = SessionRegistry(settings, make_engine=lambda _config: script())
@@ -65,10 +69,18 @@ async def bot(tmp_path: Path) -> AsyncIterator[Bot]:
     async with asyncio.timeout(10):
         while not server.started:
             await asyncio.sleep(0.01)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-        yield Bot(client, script, registry, tmp_path)
-    server.should_exit = True
-    await serving
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            yield Bot(client, script, registry, data_dir)
+    finally:
+        server.should_exit = True
+        await serving
+
+
+@pytest.fixture
+async def bot(tmp_path: Path) -> AsyncIterator[Bot]:
+    async with running_bot(tmp_path, EngineScript(QR)) as running:
+        yield running
 
 
 def link(bot: Bot) -> None:

@@ -13,17 +13,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import uvicorn
 
 from tests.integration.test_bot_http import ME, QR, Bot, link
-from tests.procs import free_port
+from tests.integration.test_bot_http import running_bot as serve_bot
 from tests.scripted_engine import EngineScript
-from waqr.bot.app import create_app
-from waqr.bot.registry import SessionRegistry
 from waqr.engine import protocol as p
-from waqr.settings import load_settings
 
 pytestmark = pytest.mark.timeout(60)
 CONTACT = "+4915111112222"
@@ -34,33 +29,9 @@ CONTACT_JID = "4915111112222@s.whatsapp.net"
 async def running_bot(
     data_dir: Path, script: EngineScript, rate: int = 20, **env: Any
 ) -> AsyncIterator[Bot]:
-    """The bot's app on a real uvicorn server with a scripted engine; ``env``: more settings."""
-    settings = load_settings(
-        {
-            "WAQR_DATA_DIR": str(data_dir),
-            "WAQR_RECONNECT_BACKOFF_MIN": 0.01,
-            "WAQR_RECONNECT_BACKOFF_MAX": 0.05,
-            "WAQR_SEND_RATE_LIMIT": rate,
-            **env,
-        }
-    )
-    registry = SessionRegistry(settings, make_engine=lambda _config: script())
-    registry.open()
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(registry), host="127.0.0.1", port=port, log_config=None, lifespan="on"
-    )
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve())
-    async with asyncio.timeout(10):
-        while not server.started:
-            await asyncio.sleep(0.01)
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            yield Bot(client, script, registry, data_dir)
-    finally:
-        server.should_exit = True
-        await serving
+    """The in-process bot of test_bot_http with a send rate limit; ``env``: more settings."""
+    async with serve_bot(data_dir, script, WAQR_SEND_RATE_LIMIT=rate, **env) as bot:
+        yield bot
 
 
 async def linked_bot(data_dir: Path, script: EngineScript, rate: int = 20) -> Any:

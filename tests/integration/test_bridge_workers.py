@@ -8,26 +8,13 @@ import subprocess
 from pathlib import Path
 
 from tests.integration.test_bridge import BEARER, StandInBot, running_bridge
-from tests.procs import process_alive, wait_until
-
-
-def children(pid: int) -> set[int]:
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.add(int(entry.name))
-    return found
+from tests.procs import descendants, process_alive, wait_until
 
 
 def test_two_workers_each_follow_the_bot_and_stop_together(tmp_path: Path) -> None:
     with StandInBot() as bot, running_bridge(tmp_path, bot.url, WAQR_API_WORKERS="2") as api:
         assert api.proc is not None
-        workers = wait_until(lambda: len(w := children(api.proc.pid)) >= 2 and w, 30)
+        workers = wait_until(lambda: len(w := descendants(api.proc.pid)) >= 2 and w, 30)
         # Each worker opened its own stream from the bot.
         wait_until(lambda: bot.count("GET /events") >= 2, 30)
         bot.status = {"status": "disconnected", "connected": False, "seq": 7}
