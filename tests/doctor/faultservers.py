@@ -10,83 +10,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import ipaddress
 import socket
 import ssl
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from websockets.asyncio.server import ServerConnection, serve
 
+from tests.pki import LOOPBACK, Authority, issue_server_cert
 from waqr.sim import proxyproto
-
-LOOPBACK = "127.0.0.1"
-
-
-@dataclass(frozen=True)
-class Authority:
-    cert: x509.Certificate
-    key: ec.EllipticCurvePrivateKey
-    path: Path  # the CA certificate as PEM, for WAQR_DOCTOR_CA_BUNDLE
-
-
-def make_authority(directory: Path, name: str) -> Authority:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    path = directory / f"{name.replace(' ', '-')}.pem"
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return Authority(cert, key, path)
 
 
 def server_context(
     directory: Path, authority: Authority, *, valid_from: dt.datetime | None = None
 ) -> ssl.SSLContext:
     """A TLS server context whose leaf (for 127.0.0.1) ``authority`` signed."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    start = valid_from or dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
-    leaf = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, LOOPBACK)]))
-        .issuer_name(authority.cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(start + dt.timedelta(days=30))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(LOOPBACK))]),
-            critical=False,
-        )
-        .sign(authority.key, hashes.SHA256())
-    )
-    leaf_path = directory / f"leaf-{leaf.serial_number}.pem"
-    key_path = directory / f"leaf-{leaf.serial_number}-key.pem"
-    leaf_path.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(leaf_path, key_path)
+    context.load_cert_chain(*issue_server_cert(directory, authority, valid_from=valid_from))
     return context
 
 

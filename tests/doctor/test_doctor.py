@@ -14,11 +14,11 @@ from tests.doctor.faultservers import (
     closed_port,
     full_backlog_listener,
     http_proxy,
-    make_authority,
     server_context,
     socks_proxy,
     websocket_server,
 )
+from tests.pki import make_authority
 from waqr.doctor import Layer, Outcome, Report
 from waqr.sim.app import Simulator
 from waqr.sim.frontdoor import FrontDoorFault

@@ -85,7 +85,7 @@ def _ensure_authority(directory: Path, stem: str, ca_name: str) -> Authority:
     ca = _load_valid(authority.ca_cert_path, authority.ca_key_path, now)
     if ca is None:
         ca_key = ec.generate_private_key(ec.SECP256R1())
-        ca_cert = _make_ca(ca_key, ca_name, now)
+        ca_cert = make_ca(ca_key, ca_name, now)
         _write_key(authority.ca_key_path, ca_key)
         _write(authority.ca_cert_path, _pem(ca_cert), mode=0o644)
     else:
@@ -99,7 +99,7 @@ def _ensure_authority(directory: Path, stem: str, ca_name: str) -> Authority:
     return authority
 
 
-def _make_ca(key: ec.EllipticCurvePrivateKey, name: str, now: dt.datetime) -> x509.Certificate:
+def make_ca(key: ec.EllipticCurvePrivateKey, name: str, now: dt.datetime) -> x509.Certificate:
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     return (
         x509.CertificateBuilder()
