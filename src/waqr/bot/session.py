@@ -1052,11 +1052,15 @@ class Session:
         status, not only of the state: a retry scheduled, keepalive failing, a frame heard.
         Only the QR's countdown is left out: it changes every instant, and a subscriber
         computes it from the ``qr`` event's ``expires_in``."""
-        if self._subscribers and _lasting(self.status()) != _lasting(self._published):
-            self._publish_status()
-
-    def _publish_status(self) -> None:
+        if not self._subscribers:
+            return
         status = self.status()
+        if _lasting(status) != _lasting(self._published):
+            self._publish_status(status)
+
+    def _publish_status(self, status: dict[str, Any] | None = None) -> None:
+        """Send ``status`` (default: the status now) to every subscriber as a state event."""
+        status = self.status() if status is None else status
         self._published = status
         self._publish({"type": "state", "data": status})
 

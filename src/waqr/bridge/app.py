@@ -92,7 +92,6 @@ class Bridge:
                 raise
             self.metrics.observe_bot(str(body.get("status")))
         cache = await self.cache.health()
-        self.metrics.cache_degraded.set(1 if cache == "degraded" else 0)
         body["source"] = source
         body["cache"] = cache
         body["bridge"] = {
