@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -547,25 +548,25 @@ def test_keepalive_nudges_only_a_bot_that_will_not_retry_by_itself(tmp_path: Pat
 def test_pair_code_and_logout_outlast_the_ordinary_bot_timeout(
     tmp_path: Path, route: str, bot_route: str, body: dict[str, str] | None
 ) -> None:
-    with (
-        StandInBot() as bot,
-        running_bridge(tmp_path, bot.url, WAQR_BOT_TIMEOUT="0.5") as api,
-        ThreadPoolExecutor(1) as pool,
-    ):
-        assert 504 in documented(api, "POST", route)
-        bot.hold(bot_route)
-        bot.hold("/qr")
-        slow = pool.submit(api.post, route, headers=BEARER, json=body)
-        wait_until(lambda: bot.count(f"POST {bot_route}") == 1, 10)
-        # Begun after the slow call, an ordinary read (a QR, which the bot must be asked
-        # for: none was pushed) runs out of WAQR_BOT_TIMEOUT...
-        read = api.get("/admin/wa/qr", headers=BEARER)
-        assert read.status_code == 504
-        assert read.json()["error"] == "bot_timeout"
-        # ...while the slow call is still being waited for, and gets its answer.
-        assert not slow.done()
-        bot.release(bot_route)
-        reply = slow.result(30)
+    with StandInBot() as bot:
+        bot.hold("/events")  # the bridge cannot follow the bot: its reads ask the bot
+        with (
+            running_bridge(tmp_path, bot.url, WAQR_BOT_TIMEOUT="0.5") as api,
+            ThreadPoolExecutor(1) as pool,
+        ):
+            assert 504 in documented(api, "POST", route)
+            bot.hold(bot_route)
+            bot.hold("/qr")
+            slow = pool.submit(api.post, route, headers=BEARER, json=body)
+            wait_until(lambda: bot.count(f"POST {bot_route}") == 1, 10)
+            # Begun after the slow call, an ordinary read runs out of WAQR_BOT_TIMEOUT...
+            read = api.get("/admin/wa/qr", headers=BEARER)
+            assert read.status_code == 504
+            assert read.json()["error"] == "bot_timeout"
+            # ...while the slow call is still being waited for, and gets its answer.
+            assert not slow.done()
+            bot.release(bot_route)
+            reply = slow.result(30)
     assert reply.status_code == 200, reply.text
 
 
@@ -613,6 +614,55 @@ def test_status_and_events_answer_from_what_the_bot_pushed(tmp_path: Path) -> No
                         break
             except httpx.ReadTimeout:
                 pytest.fail("a change pushed after the snapshot never arrived")
+
+
+def test_polled_reads_are_answered_from_the_push_without_asking_the_bot(tmp_path: Path) -> None:
+    origin = "https://ui.example"
+    with (
+        StandInBot() as bot,
+        running_bridge(
+            tmp_path,
+            bot.url,
+            KEEPALIVE_INTERVAL="3600",
+            STREAMLIT_ORIGIN=origin,
+            WA_QR_API_KEY=API_KEY,
+        ) as api,
+    ):
+        bot.status = {"status": "qr_ready", "connected": False}
+        bot.qr = {"status": "qr_ready", "qr": "2@pushed", "expires_in": 60.0}
+        wait_until(lambda: api.get("/admin/wa/qr", headers=BEARER).json()["qr"] == "2@pushed", 15)
+        asked = bot.count("GET /qr")
+        key = {"X-API-Key": API_KEY}
+        for headers, path in ((BEARER, "/admin/wa/qr"), (key, "/wa/qr")) * 10:
+            answer = api.get(path, headers={**headers, "Origin": origin})
+            assert answer.status_code == 200
+            assert answer.headers["content-type"] == "application/json"
+            assert answer.headers["access-control-allow-origin"] == origin  # CORS still applies
+            body = answer.json()
+            assert (body["qr"], body["source"]) == ("2@pushed", "push")
+            assert 0 < body["expires_in"] <= 60.0
+        # At most the bot's reminder that someone waits for a QR, not one request per read.
+        assert bot.count("GET /qr") - asked <= 1
+        # The gate still guards them.
+        refused = api.get("/admin/wa/qr", headers={"Authorization": "Bearer " + "w" * 40})
+        assert refused.status_code == 401 and refused.json()["error"] == "unauthorized"
+        assert api.get("/wa/status").status_code == 401
+        # And the request metrics still count them, under their routes.
+        metrics = api.get("/metrics", headers=BEARER).text
+        counted = re.search(
+            r'http_requests_total\{handler="/admin/wa/qr",method="GET",status="2xx"\} (\d+)',
+            metrics,
+        )
+        assert counted is not None and float(counted.group(1)) >= 10
+
+        # A code that runs out is followed by what the bot itself says then, still unasked.
+        bot.qr = {"status": "qr_ready", "qr": "2@short", "expires_in": 0.5}
+        wait_until(lambda: api.get("/admin/wa/qr", headers=BEARER).json()["qr"] != "2@pushed", 10)
+        after = wait_until(
+            lambda: (b := api.get("/admin/wa/qr", headers=BEARER).json())["qr"] is None and b, 10
+        )
+        assert after == {"status": "not_ready", "qr": None, "expires_in": None, "source": "push"}
+        assert bot.count("GET /qr") - asked <= 2
 
 
 def test_event_streams_end_when_the_bridge_loses_the_bot(tmp_path: Path) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 
+from waqr.bot.states import no_qr_answer
 from waqr.bridge.cache import MemoryQrCache
 from waqr.bridge.relay import SUBSCRIBER_BACKLOG, Event, EventRelay, Subscription
 
@@ -54,3 +56,40 @@ async def test_a_slow_subscriber_loses_its_oldest_events_never_blocks() -> None:
     for n in range(SUBSCRIBER_BACKLOG + 5):
         events.publish("state", {"n": n})
     assert await next_event(subscription) == ("state", {"n": 5})
+
+
+async def test_the_pushed_qr_is_the_live_code_with_its_lifetime_counted_down_here() -> None:
+    events = relay()
+    events.connected = True
+    await events.apply("state", {"status": "qr_ready"})
+    await events.apply("qr", {"status": "qr_ready", "qr": "2@code", "expires_in": 20.0})
+    answer = events.pushed_qr()
+    assert answer is not None
+    assert (answer["status"], answer["qr"]) == ("qr_ready", "2@code")
+    assert 0 < answer["expires_in"] <= 20.0
+
+
+async def test_once_the_pushed_code_ran_out_the_answer_is_the_bots_own_no_qr_answer() -> None:
+    events = relay()
+    events.connected = True
+    await events.apply("state", {"status": "qr_ready"})
+    await events.apply("qr", {"status": "qr_ready", "qr": "2@code", "expires_in": 0.01})
+    await asyncio.sleep(0.05)
+    # What the bot answers between an expired code and the next (waqr.bot.states).
+    assert events.pushed_qr() == no_qr_answer("qr_ready")
+    assert events.pushed_qr() == {"status": "not_ready", "qr": None, "expires_in": None}
+
+
+async def test_a_state_without_codes_answers_why_there_is_none() -> None:
+    events = relay()
+    events.connected = True
+    await events.apply("state", {"status": "connected"})
+    assert events.pushed_qr() == {"status": "connected", "qr": None, "expires_in": None}
+
+
+async def test_without_the_bots_stream_there_is_no_pushed_answer() -> None:
+    events = relay()
+    await events.apply("state", {"status": "qr_ready"})
+    await events.apply("qr", {"status": "qr_ready", "qr": "2@code", "expires_in": 20.0})
+    assert events.pushed_qr() is None  # not following the bot: only the bot can say
+    assert events.pushed_status() is None

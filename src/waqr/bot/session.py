@@ -36,7 +36,7 @@ from waqr.bot import inbox as i
 from waqr.bot import reasons
 from waqr.bot.policy import SessionPolicy
 from waqr.bot.reasons import Reason
-from waqr.bot.states import LINKING, RESTING, State
+from waqr.bot.states import LINKING, RESTING, State, no_qr_answer
 from waqr.bot.store import SessionStore
 from waqr.engine import protocol as p
 from waqr.engine.version import EngineVersion
@@ -65,17 +65,6 @@ class PairingCode:
     phone_masked: str
     issued_at: float  # unix seconds
 
-
-# GET /qr's status when no QR is live: a QR may still come ("not_ready", "connecting"), or
-# the session's own state says why there is none (connected, qr_timeout, failed).
-_NO_QR_STATUS = {
-    State.STARTING: "not_ready",
-    State.DISCONNECTED: "not_ready",
-    State.LOGGED_OUT: "not_ready",
-    State.QR_READY: "not_ready",  # between an expired code and the next one
-    State.PAIRING_CODE: "not_ready",
-    State.CONNECTING: "connecting",
-}
 
 # Refusals that need an operator: the session rests in `failed` until asked again.
 _REFUSALS = (p.TemporaryBan, p.ClientOutdated, p.ConnectFailure)
@@ -263,11 +252,7 @@ class Session:
             state = "pairing_code" if self.state is State.PAIRING_CODE else "qr_ready"
             expires_in = round(qr.expires_in(self.clock()), 1)
             return {"status": state, "qr": qr.code, "expires_in": expires_in}
-        return {
-            "status": _NO_QR_STATUS.get(self.state, self.state.value),
-            "qr": None,
-            "expires_in": None,
-        }
+        return no_qr_answer(self.state.value)
 
     async def subscribe(self) -> AsyncIterator[dict[str, Any]]:
         """Every state change and QR rotation, starting with the current state. A slow

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import time
 from collections.abc import AsyncIterator
@@ -29,6 +30,7 @@ from waqr.bridge.audit import audited
 from waqr.bridge.auth import ApiKeyAuth, BearerAuth, FailureLimiter
 from waqr.bridge.botclient import BotClient
 from waqr.bridge.cache import QrCache, RedisQrCache, make_cache
+from waqr.bridge.fastpath import PushedAnswers
 from waqr.bridge.gate import Gate
 from waqr.bridge.keepalive import Keepalive, LeaderLock
 from waqr.bridge.metrics import BridgeMetrics
@@ -80,20 +82,26 @@ class Bridge:
     async def status(self) -> dict[str, Any]:
         """The bot's status: as the bot pushed it while its event stream is up (the bot
         pushes every change), asked of the bot otherwise. ``source`` says which."""
+        pushed = await self.pushed_status()
+        if pushed is not None:
+            return pushed
+        try:
+            body = await self.bot.status()
+        except BotError as exc:
+            self.metrics.bot_errors.labels(kind=type(exc).__name__).inc()
+            self.metrics.observe_bot(None)
+            raise
+        self.metrics.observe_bot(str(body.get("status")))
+        return await self._with_bridge(body, "bot")
+
+    async def pushed_status(self) -> dict[str, Any] | None:
+        """The status as the bot pushed it; None while its event stream is down."""
         body = self.relay.pushed_status()
-        source = "push"
-        if body is None:
-            source = "bot"
-            try:
-                body = await self.bot.status()
-            except BotError as exc:
-                self.metrics.bot_errors.labels(kind=type(exc).__name__).inc()
-                self.metrics.observe_bot(None)
-                raise
-            self.metrics.observe_bot(str(body.get("status")))
-        cache = await self.cache.health()
+        return None if body is None else await self._with_bridge(body, "push")
+
+    async def _with_bridge(self, body: dict[str, Any], source: str) -> dict[str, Any]:
         body["source"] = source
-        body["cache"] = cache
+        body["cache"] = await self.cache.health()
         body["bridge"] = {
             "pushConnected": self.relay.connected,
             "keepalive": {
@@ -111,11 +119,9 @@ class Bridge:
         only when the bot is alive but too slow to answer does the cache speak, and it
         holds nothing past the QR's own expiry. A bot that is down has taken its engine,
         and its QR, with it."""
-        live = self.relay.live_qr()
-        if live is not None:
-            self._note_demand()
-            self.metrics.qr_served.labels(source="push").inc()
-            return {**live, "source": "push"}
+        pushed = await self.pushed_qr()
+        if pushed is not None:
+            return pushed
         try:
             body = await self.bot.qr()
         except BotTimeout:
@@ -136,6 +142,16 @@ class Bridge:
             await self.cache.put(str(body["qr"]), float(body["expires_in"]))
         self.metrics.qr_served.labels(source="bot").inc()
         return {**body, "source": "bot"}
+
+    async def pushed_qr(self) -> dict[str, Any] | None:
+        """The QR answer from what the bot pushed (its live code, or why there is none);
+        None while its event stream is down."""
+        pushed = self.relay.pushed_qr()
+        if pushed is None:
+            return None
+        self._note_demand()
+        self.metrics.qr_served.labels(source="push").inc()
+        return {**pushed, "source": "push"}
 
     def _note_demand(self) -> None:
         """Tell the bot a person waits for a QR (its /qr does), so that QR batches keep
@@ -177,6 +193,10 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
                 spawn(bridge.relay.run(), name="bridge-relay"),
                 spawn(bridge.keepalive.run(), name="bridge-keepalive"),
             ]
+        # What exists now (the app, its routes, the settings) lives as long as the process:
+        # out of the collector's sight, the full collections under load stop scanning it
+        # (they showed as the bridge's p99 latency).
+        gc.freeze()
         try:
             yield
         finally:
@@ -201,7 +221,17 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
     app.state.metrics = bridge.metrics
     app.state.auth_limiter = FailureLimiter(settings.auth_max_failures)
     install_error_handlers(app)
-    # Added first, so it sits inside CORS: a preflight is answered before it, and its own
+    # Innermost: the polled reads answered from what the bot pushed, past the gate's checks.
+    pushed = {"qr": bridge.pushed_qr, "status": bridge.pushed_status}
+    app.add_middleware(
+        PushedAnswers,
+        answers={
+            f"{prefix}/{name}": get
+            for prefix in ("/admin/wa", "/wa")
+            for name, get in pushed.items()
+        },
+    )
+    # Added before CORS, so it sits inside CORS: a preflight is answered before it, and its own
     # refusals still carry the CORS headers a browser needs to read them.
     app.add_middleware(
         Gate,
@@ -367,9 +397,7 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
         return Response(bridge.metrics.render(), media_type="text/plain; version=0.0.4")
 
     # HTTP request counts and latencies per route, from a maintained instrumentation library.
-    Instrumentator(registry=bridge.metrics.registry, excluded_handlers=["/metrics"]).instrument(
-        app
-    )
+    Instrumentator(registry=bridge.metrics.registry, excluded_handlers=["/metrics"]).instrument(app)
     app.include_router(admin)
     app.include_router(alias)
     return app

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from waqr.backoff import Backoff
+from waqr.bot.states import no_qr_answer
 from waqr.bridge.botclient import BotClient
 from waqr.bridge.cache import QrCache
 from waqr.errors import BotError
@@ -145,6 +146,18 @@ class EventRelay:
         if left <= 0:
             return None
         return {**payload, "expires_in": round(left, 1)}
+
+    def pushed_qr(self) -> dict[str, Any] | None:
+        """``GET /qr``'s answer from what the bot pushed: its live QR, or, when none is live
+        (between an expired code and the next, or in a state without codes), what the bot
+        answers then; None while the stream is down (then only the bot can say). The bot
+        pushes every code and every change of state, so this is its own answer."""
+        live = self.live_qr()
+        if live is not None:
+            return live
+        if not self.connected or self._status is None:
+            return None
+        return no_qr_answer(str(self._status.get("status")))
 
     def pushed_status(self) -> dict[str, Any] | None:
         """The bot's status as last pushed, its QR countdown computed now; None while the
