@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -301,20 +302,25 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--smoke", action="store_true", help="tiny counts: seconds, not minutes")
     parser.add_argument("--duration", type=int, help="seconds per wrk run (default 20)")
     parser.add_argument("--repetitions", type=int, help="wrk runs per target (default 3)")
-    args = parser.parse_args(argv)
-    if shutil.which("wrk") is None:
-        print("bench: wrk is missing (apt-get install wrk)", file=sys.stderr)
-        return 2
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
     s = Settings.smoke() if args.smoke else Settings()
     if args.duration:
         s.duration = args.duration
     if args.repetitions:
         s.repetitions = args.repetitions
+    return s
+
+
+def measured(s: Settings) -> dict[str, Any]:
+    """Run the side-by-side figures; the logs stay behind (and are named) when it fails."""
     workdir = Path(tempfile.mkdtemp(prefix="waqr-bench-"))
     try:
         result = run(s, workdir)
@@ -323,14 +329,31 @@ def main(argv: list[str] | None = None) -> int:
         raise
     shutil.rmtree(workdir, ignore_errors=True)
     result["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
-    print(table(result))
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    out = RESULTS / f"side_by_side-{'smoke-' if args.smoke else ''}{stamp}.json"
-    out.parent.mkdir(exist_ok=True)
-    import json
+    return result
 
+
+def write(result: dict[str, Any], name: str) -> Path:
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    out = RESULTS / (f"{name}-{stamp}.json" if name else f"{stamp}.json")
+    out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"written: {out}")
+    return out
+
+
+def wrk_missing() -> bool:
+    if shutil.which("wrk") is None:
+        print("bench: wrk is missing (apt-get install wrk)", file=sys.stderr)
+        return True
+    return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = arguments(__doc__.splitlines()[0]).parse_args(argv)
+    if wrk_missing():
+        return 2
+    result = measured(settings_from(args))
+    print(table(result))
+    print(f"written: {write(result, 'side_by_side-smoke' if args.smoke else 'side_by_side')}")
     return 0
 
 

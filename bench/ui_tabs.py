@@ -4,7 +4,8 @@ own /metrics) and the Streamlit process's CPU share, each over the same window.
 
     uv run python -m bench.ui_tabs --seconds 30
 
-Prints a table and writes bench/results/ui_tabs.json. Before the push (issue 13) one tab made
+(`uv run python -m bench` measures this too, in its one run.) Prints a table and writes
+bench/results/ui_tabs.json. Before the push (issue 13) one tab made
 about 2 bridge requests a second; now an idle tab makes none.
 """
 
@@ -43,11 +44,10 @@ def streamlit_pid(port: int) -> int:
     raise RuntimeError("the Streamlit process was not found")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=30.0, help="measuring window per count")
-    args = parser.parse_args()
-    result: dict[str, object] = {"seconds": args.seconds}
+def measure(seconds: float) -> dict[str, float]:
+    """Bridge requests per second and Streamlit CPU share with 1, then 5 tabs open, each over
+    ``seconds``."""
+    result: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="waqr-bench-ui-") as tmp:
         work = Path(tmp)
         with (
@@ -65,14 +65,21 @@ def main() -> int:
                     page.locator('[data-testid="waqr-badge"]').first.wait_for(timeout=60_000)
                 time.sleep(3)  # past the first draws
                 requests, cpu = bridge_requests(backend.api), cpu_seconds(pid)
-                time.sleep(args.seconds)
+                time.sleep(seconds)
                 requests = bridge_requests(backend.api) - requests  # /metrics is not counted
                 cpu = cpu_seconds(pid) - cpu
-                result[f"{tabs} tab(s): bridge req/s"] = round(requests / args.seconds, 3)
-                result[f"{tabs} tab(s): Streamlit CPU %"] = round(100 * cpu / args.seconds, 1)
+                result[f"{tabs} tab(s): bridge req/s"] = round(requests / seconds, 3)
+                result[f"{tabs} tab(s): Streamlit CPU %"] = round(100 * cpu / seconds, 1)
                 context.close()
             browser.close()
-    report("ui_tabs", result, width=32)
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=30.0, help="measuring window per count")
+    args = parser.parse_args()
+    report("ui_tabs", {"seconds": args.seconds, **measure(args.seconds)}, width=32)
     return 0
 
 

@@ -1,5 +1,5 @@
-"""The side-by-side benchmark still runs end to end (tiny counts), so it cannot rot. It never
-fails on a number; this checks that every figure was measured and written."""
+"""The benchmark (`python -m bench`) still runs end to end (tiny counts), so it cannot rot. It
+never fails on a number; this checks that every figure was measured and written."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_the_side_by_side_benchmark_runs_and_writes_every_figure() -> None:
+def test_the_benchmark_runs_and_writes_every_figure() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "bench.side_by_side", "--smoke"],
+        [sys.executable, "-m", "bench", "--smoke"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -34,4 +34,8 @@ def test_the_side_by_side_benchmark_runs_and_writes_every_figure() -> None:
     for key in ("first_qr_after_start_s", "scan_to_connected_s", "drop_to_connected_s"):
         assert result[key] > 0
     assert set(result["footprint"]) == {"bot", "waqr bridge", "redis"}
+    for tabs in (1, 5):
+        assert result["ui_tabs"][f"{tabs} tab(s): bridge req/s"] >= 0
+        assert result["ui_tabs"][f"{tabs} tab(s): Streamlit CPU %"] > 0
     assert "GET qr req/s" in done.stdout  # the table was printed
+    assert "UI tabs: 5 tab(s)" in done.stdout
