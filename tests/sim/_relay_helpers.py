@@ -17,11 +17,11 @@ class DeviceWriter:
         self._cipher = SessionCipher(ProtocolStore.generate(), "contact")
         self._cipher.start_session(contact.published.hand_out(0))
 
-    def send(self, message_id: str, text: str) -> list[Node]:
+    async def send(self, message_id: str, text: str) -> list[Node]:
         """Relay one text addressed to the contact's LID; the server's replies to the device."""
         ciphertext = self._cipher.encrypt(encode_text(text))
         enc = Node("enc", {"v": "2", "type": ciphertext.kind}, ciphertext.serialized)
         to = Node("to", {"jid": self.contact.lid}, [enc])
         attrs = {"id": message_id, "to": self.contact.lid}
         message = Node("message", attrs, [Node("participants", content=[to])])  # type: ignore[arg-type]
-        return deliver(self.world, message, self.device)
+        return await deliver(self.world, message, self.device)
