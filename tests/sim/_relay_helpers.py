@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from waqr.sim.node import JID, Node
 from waqr.sim.relay import deliver
 from waqr.sim.signal import ProtocolStore, SessionCipher, encode_text
@@ -25,3 +27,17 @@ class DeviceWriter:
         attrs = {"id": message_id, "to": self.contact.lid}
         message = Node("message", attrs, [Node("participants", content=[to])])  # type: ignore[arg-type]
         return await deliver(self.world, message, self.device)
+
+
+@dataclass
+class CapturingSession:
+    """A logged-in connection that keeps what the server sends it (the unit-test stand-in for
+    server.Session; the real one is exercised in test_signal_with_neonize.py)."""
+
+    device_jid: JID
+    conn_id: int = 99
+    kind: str = "login"
+    sent: list[Node] = field(default_factory=list)
+
+    async def send_node(self, node: Node) -> None:
+        self.sent.append(node)

@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import httpx
 import pytest
 
-from tests.sim._relay_helpers import DeviceWriter
-from waqr.sim.node import JID, Node
+from tests.sim._relay_helpers import CapturingSession, DeviceWriter
 from waqr.sim.signal import Ciphertext, ProtocolStore, SessionCipher, decode_text
 from waqr.sim.signal.prekeys import PublishedKeys
 from waqr.sim.state import LinkedDevice, World
 
 ACCOUNT = "15550001111"
-
-
-@dataclass
-class CapturingSession:
-    """A logged-in connection that keeps what the server sends it (the unit-test stand-in for
-    server.Session; the real one is exercised in test_signal_with_neonize.py)."""
-
-    device_jid: JID
-    conn_id: int = 99
-    kind: str = "login"
-    sent: list[Node] = field(default_factory=list)
-
-    async def send_node(self, node: Node) -> None:
-        self.sent.append(node)
 
 
 @pytest.fixture
