@@ -8,7 +8,16 @@ from waqr.sim.node import JID, Node
 from waqr.sim.relay import deliver
 from waqr.sim.signal import ProtocolStore, SessionCipher, encode_text
 from waqr.sim.signal.contact import Contact
-from waqr.sim.state import World
+from waqr.sim.state import LinkedDevice, World
+
+ACCOUNT = "15550001111"  # the default phone of the world fixture (conftest.py)
+
+
+def link_engine(world: World, device: int = 7) -> LinkedDevice:
+    """A device linked to ACCOUNT, with no connection and no uploaded keys yet."""
+    linked = LinkedDevice(ACCOUNT, device, world.phone(ACCOUNT).lid_user, bytes(32), bytes(32))
+    world.link(linked)
+    return linked
 
 
 class DeviceWriter:

@@ -6,27 +6,19 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.sim._relay_helpers import CapturingSession, DeviceWriter
+from tests.sim._relay_helpers import ACCOUNT, CapturingSession, DeviceWriter, link_engine
 from tests.sim.fake_wa_client import ConnectFactory, login, paired_device
 from waqr.sim.node import JID, Node
 from waqr.sim.signal.contact import Contact
 from waqr.sim.state import LinkedDevice, World
 from waqr.sim.users import come_online, go_offline
 
-ACCOUNT = "15550001111"
 CONTACT = "4915100000001"
 
 
 @pytest.fixture
-def world() -> World:
-    return World(default_phone=ACCOUNT)
-
-
-@pytest.fixture
 def engine(world: World) -> LinkedDevice:
-    device = LinkedDevice(ACCOUNT, 7, "123456789012345", bytes(32), bytes(32))
-    world.link(device)
-    return device
+    return link_engine(world)
 
 
 @pytest.fixture
