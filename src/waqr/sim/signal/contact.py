@@ -1,4 +1,5 @@
-"""A simulated WhatsApp user: a phone number, and that phone's Signal device (device 0).
+"""A simulated WhatsApp user: a phone number, and that phone's Signal device (device 0). The
+linked account's own phone is one too (``state.Phone.signal``).
 
 A contact writes and reads texts: ``encrypt_text`` gives the ciphertext for an ``<enc>`` node
 to a peer device, ``decrypt`` turns one from a peer back into the text. Sessions are built the
