@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import httpx
 import pytest
 
-from tests.sim._relay_helpers import DeviceWriter
-from waqr.sim.node import JID, Node
+from tests.sim._relay_helpers import CapturingSession, DeviceWriter
 from waqr.sim.signal import Ciphertext, ProtocolStore, SessionCipher, decode_text
 from waqr.sim.signal.prekeys import PublishedKeys
 from waqr.sim.state import LinkedDevice, World
 
 ACCOUNT = "15550001111"
-
-
-@dataclass
-class CapturingSession:
-    """A logged-in connection that keeps what the server sends it (the unit-test stand-in for
-    server.Session; the real one is exercised in test_signal_with_neonize.py)."""
-
-    device_jid: JID
-    conn_id: int = 99
-    kind: str = "login"
-    sent: list[Node] = field(default_factory=list)
-
-    async def send_node(self, node: Node) -> None:
-        self.sent.append(node)
 
 
 @pytest.fixture
@@ -104,8 +87,8 @@ async def test_a_contact_lists_what_linked_devices_sent_it(
     api: httpx.AsyncClient, world: World, device: LinkedDevice
 ) -> None:
     writer = DeviceWriter(world, world.contact("4915100000001"), device.jid)
-    writer.send("3EB0A1", "first")
-    writer.send("3EB0A2", "second")
+    await writer.send("3EB0A1", "first")
+    await writer.send("3EB0A2", "second")
     listed = (await api.get("/contacts/4915100000001/messages")).json()
     assert listed == [
         {"id": "3EB0A1", "sender": str(device.jid), "text": "first", "quoted_id": None},
@@ -118,7 +101,7 @@ async def test_a_contact_reads_a_message_and_the_sender_gets_a_read_receipt(
     api: httpx.AsyncClient, world: World, device: LinkedDevice
 ) -> None:
     contact = world.contact("4915100000001")
-    DeviceWriter(world, contact, device.jid).send("3EB0R1", "please read")
+    await DeviceWriter(world, contact, device.jid).send("3EB0R1", "please read")
 
     offline = await api.post("/contacts/4915100000001/read", json={"id": "3EB0R1"})
     assert offline.status_code == 409  # nobody connected to tell

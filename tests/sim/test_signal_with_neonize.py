@@ -19,9 +19,9 @@ import pytest
 from tests.sim.test_simulator_with_neonize import STEP_TIMEOUT, Bot, pair_by_qr, start_bot
 from waqr.sim.app import Simulator
 from waqr.sim.node import JID
-from waqr.sim.relay import message_stanza
 from waqr.sim.signal.contact import Contact
 from waqr.sim.signal.prekeys import PublishedKeys
+from waqr.sim.users import message_stanza
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 

@@ -170,6 +170,9 @@ def banner(simulator: Simulator, neonize_path: Path) -> str:
             f"# Phone / control API: {simulator.control_url}",
             '#   POST /phone/scan {"qr": "<QR text>"}    POST /phone/logout {"jid": "..."}',
             '#   POST /phone/pair-code {"code": "ABCD-EFGH"}  GET /devices  GET|POST /faults',
+            '#   POST /contacts/{number}/send {"text": "..."}  GET /contacts/{number}/messages',
+            "#   POST /contacts/{number}/offline|online   "
+            'POST /phone/send {"to": "+49...", "text": "..."}',
             "# NOTE: accounts and linked devices live in memory only. After the simulator",
             "# restarts, every bot linked to it is logged out (401) and must link again.",
             "# Stop with Ctrl-C.",

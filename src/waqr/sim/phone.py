@@ -9,6 +9,11 @@ Routes (JSON):
                                 "to": "+1555..." (optional: the account, else the default phone)}
   GET  /contacts/{number}/messages   what the contact received from linked devices
   POST /contacts/{number}/read {"id": "<message id>"}  the contact reads it: a read receipt
+  POST /contacts/{number}/offline    the contact's phone goes offline: messages to it wait
+  POST /contacts/{number}/online     it comes back: receives them in order, delivery receipts
+  POST /phone/send {"to": "+49...", "text": "...", "phone": "+1555..." (optional)}  the
+                                     account's own phone writes to a contact; its linked
+                                     devices get the copy (IsFromMe)
   GET  /faults, POST /faults {...}  (see ``faults.py``)
 The API listens on loopback only and carries secrets (QR payloads) in request bodies, never in
 URLs or log lines.
@@ -31,7 +36,6 @@ from waqr.sim.faults import FaultsRequest, FaultsView, apply_faults, faults_view
 from waqr.sim.frontdoor import FrontDoor, FrontDoorFault
 from waqr.sim.node import JID
 from waqr.sim.pairing import QRFormatError, parse_qr
-from waqr.sim.relay import NoDeviceOnline, UnknownMessage, mark_read, send_from_contact
 from waqr.sim.signal.contact import Contact
 from waqr.sim.state import (
     LinkedDevice,
@@ -40,6 +44,16 @@ from waqr.sim.state import (
     UnknownDeviceError,
     UnknownQRError,
     World,
+)
+from waqr.sim.users import (
+    ContactOffline,
+    NoDeviceOnline,
+    UnknownMessage,
+    come_online,
+    go_offline,
+    mark_read,
+    send_from_contact,
+    send_from_phone,
 )
 
 log = logging.getLogger("waqr.sim.phone")
@@ -63,6 +77,19 @@ class ContactSendRequest(BaseModel):
     text: str = Field(min_length=1, max_length=65536)
     reply_to: str | None = Field(default=None, min_length=1, max_length=128)
     to: str | None = Field(default=None, max_length=32)
+
+
+class PhoneSendRequest(BaseModel):
+    to: str = Field(min_length=1, max_length=32)
+    text: str = Field(min_length=1, max_length=65536)
+    phone: str | None = Field(default=None, max_length=32)
+
+
+class ContactPresenceView(BaseModel):
+    number: str
+    online: bool
+    waiting: int  # messages the server holds for it
+    received: list[str]  # ids it received on coming back, in order
 
 
 class ContactReadRequest(BaseModel):
@@ -124,8 +151,10 @@ def _as_http_errors() -> Iterator[None]:
         yield
     except (UnknownQRError, UnknownDeviceError) as exc:
         raise HTTPException(404, str(exc)) from exc
-    except PairingFailedError as exc:
+    except (PairingFailedError, ContactOffline, NoDeviceOnline) as exc:
         raise HTTPException(409, str(exc)) from exc
+    except UnknownMessage as exc:
+        raise HTTPException(404, str(exc)) from exc
     except SimError as exc:
         raise HTTPException(400, str(exc)) from exc
 
@@ -189,12 +218,9 @@ def create_control_app(world: World, *, front_door: FrontDoor | None = None) -> 
         contact = _contact(world, number)
         with _as_http_errors():
             account = world.phone(body.to).number
-        try:
             sent = await send_from_contact(
                 world, contact, account, body.text, quoted_id=body.reply_to
             )
-        except NoDeviceOnline as exc:
-            raise HTTPException(409, str(exc)) from exc
         return ContactSendView(id=sent.message_id, delivered_to=[str(j) for j in sent.delivered_to])
 
     @app.post("/contacts/{number}/read")
@@ -202,13 +228,35 @@ def create_control_app(world: World, *, front_door: FrontDoor | None = None) -> 
         number: str, body: ContactReadRequest, world: WorldDep
     ) -> ContactSendView:
         contact = _contact(world, number)
-        try:
+        with _as_http_errors():
             told = await mark_read(world, contact, body.id)
-        except UnknownMessage as exc:
-            raise HTTPException(404, str(exc)) from exc
-        except NoDeviceOnline as exc:
-            raise HTTPException(409, str(exc)) from exc
         return ContactSendView(id=body.id, delivered_to=[str(j) for j in told])
+
+    @app.post("/contacts/{number}/offline")
+    async def contact_offline(number: str, world: WorldDep) -> ContactPresenceView:
+        contact = _contact(world, number)
+        go_offline(world, contact)
+        waiting = len(world.offline_contacts[contact.phone])
+        return ContactPresenceView(number=contact.phone, online=False, waiting=waiting, received=[])
+
+    @app.post("/contacts/{number}/online")
+    async def contact_online(number: str, world: WorldDep) -> ContactPresenceView:
+        contact = _contact(world, number)
+        received = await come_online(world, contact)
+        return ContactPresenceView(
+            number=contact.phone,
+            online=True,
+            waiting=0,
+            received=[text.message_id for text in received],
+        )
+
+    @app.post("/phone/send")
+    async def phone_send(body: PhoneSendRequest, world: WorldDep) -> ContactSendView:
+        contact = _contact(world, body.to)
+        with _as_http_errors():
+            phone = world.phone(body.phone)
+        sent = await send_from_phone(world, phone, contact, body.text)
+        return ContactSendView(id=sent.message_id, delivered_to=[str(j) for j in sent.delivered_to])
 
     @app.get("/contacts/{number}/messages")
     async def contact_messages(number: str, world: WorldDep) -> list[ContactMessageView]:

@@ -1,29 +1,28 @@
-"""Messages between linked devices and simulated contacts: what the server does for each side.
+"""Messages between devices: what the server does with them, which it cannot read.
 
 whatsmeow's send path (send.go, user.go, prekeys.go) asks the server three things, and this
 module answers them: the device lists of the recipient and of its own account
 (``<iq xmlns="usync">`` with ``<devices version="2"/>``), prekey bundles for the devices it has
 no session with (``<iq xmlns="encrypt" type="get"><key>``), and then sends ``<message>`` with one
 ``<participants><to jid=device><enc/></to>`` per device, waiting for the server's
-``<ack class="message">`` with the same id. The contact decrypts what was addressed to it.
-The other way, ``send_from_contact`` encrypts a contact's text for each connected linked device
-of the account and hands it over as ``<message from=contact><enc/></message>``.
+``<ack class="message">`` with the same id. ``deliver`` hands each ``<enc>`` to the device it
+names: a contact's phone (held while the contact is offline), the sender's own phone, or another
+linked device of the sender's account (as ``<message from=sender recipient=chat>``, the copy
+whatsmeow reports with IsFromMe). What the simulated people do is in ``users.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
-from dataclasses import dataclass
 
 from waqr.sim.node import JID, AttrValue, Node, iq_result
 from waqr.sim.signal.cipher import Ciphertext, CiphertextKind
 from waqr.sim.signal.contact import PRIMARY_DEVICE, Contact
 from waqr.sim.signal.errors import SignalError
 from waqr.sim.signal.prekeys import PublishedKeys, bundle_node
-from waqr.sim.state import LinkedDevice, SimError, World
+from waqr.sim.state import HeldMessage, LinkedDevice, World
 
 log = logging.getLogger("waqr.sim.server")
 
@@ -35,7 +34,7 @@ def _devices_node(device_ids: list[int]) -> Node:
 
 def usync_answer(world: World, request: Node, asker: LinkedDevice) -> Node:
     """Device lists and LIDs: a contact has its phone (device 0); the asker's own account lists
-    its linked devices (the simulated phone has no Signal keys, so it is not listed)."""
+    its phone (device 0, as on WhatsApp: the primary is always there) and its linked devices."""
     usync = request.child("usync")
     users = usync.child("list") if usync else None
     answered = []
@@ -48,7 +47,7 @@ def usync_answer(world: World, request: Node, asker: LinkedDevice) -> Node:
             ids, lid = [PRIMARY_DEVICE], contact.lid
         elif jid.user in (asker.number, asker.lid_user):
             own = [d for d in world.devices.values() if d.number == asker.number]
-            ids, lid = sorted(d.device for d in own), asker.lid.bare
+            ids, lid = [PRIMARY_DEVICE, *sorted(d.device for d in own)], asker.lid.bare
         else:
             answered.append(Node("user", {"jid": jid.bare}, [_devices_node([])]))
             continue
@@ -61,6 +60,9 @@ def _keys_of(world: World, jid: JID) -> PublishedKeys | None:
     contact = world.contact_named(jid)
     if contact is not None:
         return contact.published if jid.device == PRIMARY_DEVICE else None
+    phone = world.phone_named(jid)
+    if phone is not None:
+        return phone.signal.published
     device = world.device_named(jid)
     return device.signal_keys if device is not None else None
 
@@ -82,10 +84,75 @@ def prekey_fetch_answer(world: World, request: Node) -> Node:
     return iq_result(request, [Node("list", content=answered)])
 
 
-def deliver(world: World, message: Node, sender: JID) -> list[Node]:
-    """Hand each contact the ciphertext addressed to it. What goes back to the sender, in order:
-    the server's ``<ack>``, then a delivery ``<receipt>`` if a contact got the text (a contact's
-    phone is always online; the receipt comes from the chat the sender addressed)."""
+def _ciphertext(enc: Node | None) -> Ciphertext | None:
+    if enc is None or enc.attr("type") not in ("pkmsg", "msg"):
+        return None
+    kind: CiphertextKind = "pkmsg" if enc.attr("type") == "pkmsg" else "msg"
+    return Ciphertext(kind, enc.data)
+
+
+def receipt_stanza(chat: JID, message_ids: list[str], kind: str = "") -> Node:
+    """A receipt for messages of one chat: the first id in ``id``, the rest as
+    ``<list><item id/></list>`` (whatsmeow receipt.go reads both into MessageIDs)."""
+    attrs: dict[str, AttrValue] = {"from": chat, "id": message_ids[0], "t": str(int(time.time()))}
+    if kind:
+        attrs["type"] = kind
+    items = [Node("item", {"id": message_id}) for message_id in message_ids[1:]]
+    return Node("receipt", attrs, [Node("list", content=items)] if items else None)
+
+
+async def hand_to_device(world: World, device: JID, node: Node) -> None:
+    """Give a linked device a stanza: now if it is connected, else at its next login (the
+    server keeps what a device missed). Phones and unknown devices get nothing this way."""
+    if world.device_named(device) is None:
+        return
+    sessions = list(world.sessions_of(device))
+    if sessions:
+        results = await asyncio.gather(
+            *(session.send_node(node) for session in sessions), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, ConnectionError):
+                raise result
+        if not all(isinstance(result, ConnectionError) for result in results):
+            return  # a live connection took it
+    world.hold_for_device(device, node)
+
+
+def _contact_receives(world: World, contact: Contact, held: HeldMessage) -> bool:
+    """True if the contact got the text now; an offline contact's message waits on the server."""
+    waiting = world.offline_contacts.get(contact.phone)
+    if waiting is not None:
+        waiting.append(held)
+        return False
+    try:
+        contact.receive(
+            held.sender, held.message_id, held.ciphertext, addressed_as=held.addressed_as
+        )
+    except SignalError as exc:
+        log.warning("contact could not decrypt message %s: %s", held.message_id, exc)
+        return False
+    return True
+
+
+def own_copy_stanza(sender: JID, chat: JID, message_id: str, enc: Node) -> Node:
+    """What another device of the sender's account gets: whatsmeow (message.go
+    parseMessageSource) reads ``from`` of the own user as IsFromMe and ``recipient`` as the
+    chat."""
+    attrs: dict[str, AttrValue] = {
+        "from": sender,
+        "recipient": chat,
+        "id": message_id,
+        "t": str(int(time.time())),
+        "type": "text",
+    }
+    return Node("message", attrs, [enc])
+
+
+async def deliver(world: World, message: Node, sender: JID) -> list[Node]:
+    """Hand every ``<enc>`` to the device it names. What goes back to the sender, in order:
+    the server's ``<ack>``, then a delivery ``<receipt>`` if a contact got the text now (the
+    receipt comes from the chat the sender addressed; an offline contact sends it later)."""
     message_id = message.attr("id")
     to = message.jid("to") or JID.parse(message.attr("to"))
     participants = message.child("participants")
@@ -94,85 +161,24 @@ def deliver(world: World, message: Node, sender: JID) -> list[Node]:
     for target in targets:
         jid = target.jid("jid") or to
         enc = target.child("enc")
+        ciphertext = _ciphertext(enc)
+        if enc is None or ciphertext is None:
+            continue
         contact = world.contact_named(jid)
-        if contact is None or enc is None or enc.attr("type") not in ("pkmsg", "msg"):
-            continue
-        kind: CiphertextKind = "pkmsg" if enc.attr("type") == "pkmsg" else "msg"
-        try:
-            contact.receive(sender, message_id, Ciphertext(kind, enc.data), addressed_as=to)
-        except SignalError as exc:
-            log.warning("contact could not decrypt message %s: %s", message_id, exc)
-            continue
-        received = True
+        phone = world.phone_named(jid)
+        device = world.device_named(jid)
+        if contact is not None:
+            held = HeldMessage(sender, message_id, ciphertext, to)
+            received = _contact_receives(world, contact, held) or received
+        elif phone is not None:
+            try:  # the own phone keeps the copy (a deviceSentMessage) of what a device sent
+                phone.signal.receive(sender, message_id, ciphertext, addressed_as=to)
+            except SignalError as exc:
+                log.warning("the phone could not decrypt message %s: %s", message_id, exc)
+        elif device is not None and device.jid != sender:
+            await hand_to_device(world, device.jid, own_copy_stanza(sender, to, message_id, enc))
     now = str(int(time.time()))
     replies = [Node("ack", {"class": "message", "id": message_id, "from": to, "t": now})]
     if received:
-        replies.append(Node("receipt", {"from": to, "id": message_id, "t": now}))
+        replies.append(receipt_stanza(to, [message_id]))
     return replies
-
-
-class NoDeviceOnline(SimError):
-    """A contact wrote to an account none of whose linked devices is connected."""
-
-
-@dataclass(frozen=True)
-class SentText:
-    message_id: str
-    delivered_to: list[JID]
-
-
-def message_stanza(contact: Contact, message_id: str, ciphertext: Ciphertext) -> Node:
-    """A contact's message as the server hands it to a device (whatsmeow message.go reads
-    ``from``, ``id``, ``t``, ``type`` and the push name in ``notify``)."""
-    enc = Node("enc", {"v": "2", "type": ciphertext.kind}, ciphertext.serialized)
-    attrs: dict[str, AttrValue] = {
-        "from": contact.jid,
-        "id": message_id,
-        "t": str(int(time.time())),
-        "type": "text",
-        "notify": f"Contact {contact.phone[-4:]}",
-    }
-    return Node("message", attrs, [enc])
-
-
-async def send_from_contact(
-    world: World, contact: Contact, account: str, text: str, *, quoted_id: str | None = None
-) -> SentText:
-    """The contact writes to every connected linked device of ``account`` that uploaded keys."""
-    message_id = "3EB0" + secrets.token_hex(10).upper()
-    delivered = []
-    for device in [d for d in world.devices.values() if d.number == account]:
-        sessions = list(world.sessions_of(device.jid))
-        if device.signal_keys is None or not sessions:
-            continue
-        if not contact.has_session(device.jid):
-            contact.start_session(device.jid, device.signal_keys.hand_out(device.device))
-        ciphertext = contact.encrypt_text(device.jid, text, quoted_id=quoted_id)
-        stanza = message_stanza(contact, message_id, ciphertext)
-        await asyncio.gather(*(session.send_node(stanza) for session in sessions))
-        delivered.append(device.jid)
-    if not delivered:
-        raise NoDeviceOnline("no linked device of that account is connected with its keys uploaded")
-    return SentText(message_id, delivered)
-
-
-class UnknownMessage(SimError):
-    """The contact never received a message with that id."""
-
-
-async def mark_read(world: World, contact: Contact, message_id: str) -> list[JID]:
-    """The contact reads a message: a read receipt to the sender's live connections."""
-    received = contact.received(message_id)
-    if received is None:
-        raise UnknownMessage("the contact received no message with that id")
-    sessions = list(world.sessions_of(received.sender))
-    if not sessions:
-        raise NoDeviceOnline("the device that sent it is not connected")
-    attrs: dict[str, AttrValue] = {
-        "from": received.addressed_as,
-        "id": message_id,
-        "t": str(int(time.time())),
-        "type": "read",
-    }
-    await asyncio.gather(*(s.send_node(Node("receipt", attrs)) for s in sessions))
-    return [received.sender]

@@ -255,8 +255,20 @@ class Session:
         device.app_version = self.app_version
         await self.send_node(Node("success", {"t": str(int(time.time())), "lid": device.lid}))
         log.info("conn %d: device :%d logged in", self.conn_id, device_id)
+        await self._hand_over_held(device.jid)
         self.black_hole.after_login(self.world.faults.black_hole)
         return not await self.chaos_close("success")
+
+    async def _hand_over_held(self, device: JID) -> None:
+        """What came for the device while it was away, in order; kept if the socket fails."""
+        held = self.world.take_held(device)
+        for index, node in enumerate(held):
+            try:
+                await self.send_node(node)
+            except ConnectionError:
+                for missed in held[index:]:
+                    self.world.hold_for_device(device, missed)
+                raise
 
     async def _read_loop(self) -> None:
         receive = self._receive_cipher
@@ -274,7 +286,7 @@ class Session:
 
     async def _dispatch(self, node: Node) -> None:
         if node.tag == "message" and self.device_jid is not None:
-            for reply in deliver(self.world, node, self.device_jid):
+            for reply in await deliver(self.world, node, self.device_jid):
                 await self.send_node(reply)
             return
         if node.tag in ("receipt", "ack"):

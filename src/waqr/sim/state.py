@@ -21,8 +21,10 @@ from waqr.sim.blackhole import BlackHole, BlackHoleSettings
 from waqr.sim.chaos import Chaos, Sleep
 from waqr.sim.node import DEFAULT_SERVER, JID, Node
 from waqr.sim.pairing import QRPayload
-from waqr.sim.signal.contact import Contact
+from waqr.sim.signal.cipher import Ciphertext
+from waqr.sim.signal.contact import PRIMARY_DEVICE, Contact
 from waqr.sim.signal.prekeys import PublishedKeys
+from waqr.sim.signal.store import ProtocolStore
 from waqr.waproto.xeddsa import SigningKey
 
 SessionKind = Literal["handshake", "registration", "login"]
@@ -84,17 +86,36 @@ class LiveSession(Protocol):
 
 @dataclass
 class Phone:
-    """A simulated primary phone: owns the account key that signs linked devices."""
+    """A simulated primary phone: owns the account key that signs linked devices, and is the
+    account's device 0, a Signal device like a contact's phone (``signal``)."""
 
     number: str  # digits only, e.g. "15550001111"
     lid_user: str
     account_key: SigningKey = field(repr=False)
     next_device: int = 1
     next_key_index: int = 1
+    signal: Contact = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.signal = Contact(self.number, ProtocolStore.generate(), lid_user=self.lid_user)
 
     @property
     def jid(self) -> JID:
         return JID(self.number, DEFAULT_SERVER)
+
+    def is_device(self, jid: JID) -> bool:
+        """Whether ``jid`` names this phone's own device (device 0), by number or LID."""
+        return jid.device == PRIMARY_DEVICE and self.signal.is_user(jid)
+
+
+@dataclass(frozen=True)
+class HeldMessage:
+    """A message the server keeps for a contact that is offline, as the sender addressed it."""
+
+    sender: JID
+    message_id: str
+    ciphertext: Ciphertext
+    addressed_as: JID
 
 
 @dataclass
@@ -194,6 +215,12 @@ class World:
         self.phones: dict[str, Phone] = {}
         self.devices: dict[tuple[str, int], LinkedDevice] = {}
         self.contacts: dict[str, Contact] = {}  # other WhatsApp users, by phone number
+        # Contacts that are offline, by phone number, each with what the server holds for it
+        # (in arrival order) until it comes back.
+        self.offline_contacts: dict[str, list[HeldMessage]] = {}
+        # Stanzas for linked devices that were not connected (receipts, copies of what the
+        # phone sent): handed over, in order, at their next login.
+        self.held_for_devices: dict[JID, list[Node]] = {}
         # Every <receipt> and <ack> a linked device sent, as (tag, message id, type): how a
         # test sees when an engine let go of a message it was handed.
         self.from_devices: list[tuple[str, str, str]] = []
@@ -220,6 +247,10 @@ class World:
         if digits not in self.contacts:
             self.contacts[digits] = Contact.create(digits)
         return self.contacts[digits]
+
+    def phone_named(self, jid: JID) -> Phone | None:
+        """The phone (device 0 of its account) a JID names, by phone number or LID."""
+        return next((p for p in self.phones.values() if p.is_device(jid)), None)
 
     def contact_named(self, jid: JID) -> Contact | None:
         """The contact a JID names, by phone number or LID."""
@@ -248,7 +279,14 @@ class World:
         removed = self.devices.pop((jid.user, jid.device), None)
         if removed is None:
             raise UnknownDeviceError("no linked device has that JID")
+        self.held_for_devices.pop(removed.jid, None)
         return removed
+
+    def hold_for_device(self, device: JID, node: Node) -> None:
+        self.held_for_devices.setdefault(device, []).append(node)
+
+    def take_held(self, device: JID) -> list[Node]:
+        return self.held_for_devices.pop(device, [])
 
     # -- live connections
 

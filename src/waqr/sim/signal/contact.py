@@ -1,4 +1,5 @@
-"""A simulated WhatsApp user: a phone number, and that phone's Signal device (device 0).
+"""A simulated WhatsApp user: a phone number, and that phone's Signal device (device 0). The
+linked account's own phone is one too (``state.Phone.signal``).
 
 A contact writes and reads texts: ``encrypt_text`` gives the ciphertext for an ``<enc>`` node
 to a peer device, ``decrypt`` turns one from a peer back into the text. Sessions are built the
@@ -83,10 +84,15 @@ class Contact:
         """Open a session with ``peer`` from the bundle the server handed out for it."""
         SessionCipher(self.store, _signal_address(peer)).start_session(bundle)
 
-    def encrypt_text(self, peer: JID, text: str, *, quoted_id: str | None = None) -> Ciphertext:
-        """A text for ``peer``, padded and encrypted (raises ``NoSession`` without a session)."""
-        cipher = SessionCipher(self.store, _signal_address(peer))
-        return cipher.encrypt(encode_text(text, quoted_id=quoted_id))
+    def encrypt_text(
+        self, peer: JID, text: str, *, quoted_id: str | None = None, destination: JID | None = None
+    ) -> Ciphertext:
+        """A text for ``peer``, padded and encrypted (raises ``NoSession`` without a session).
+        ``destination`` makes it the copy of a text sent to that chat, for an own device."""
+        plaintext = encode_text(
+            text, quoted_id=quoted_id, destination=str(destination) if destination else None
+        )
+        return SessionCipher(self.store, _signal_address(peer)).encrypt(plaintext)
 
     def decrypt(self, peer: JID, ciphertext: Ciphertext) -> TextMessage:
         """The text in a ciphertext from ``peer`` (raises ``SignalError`` subclasses)."""

@@ -3,7 +3,8 @@
 A plain text is ``Message.conversation`` (field 1); a text with context (a reply) is
 ``Message.extendedTextMessage`` (field 6) with ``text`` and ``contextInfo.stanzaID`` naming the
 quoted message. What a linked device sends to its own account's other devices is wrapped in
-``Message.deviceSentMessage`` (``destinationJID``, ``message``).
+``Message.deviceSentMessage`` (``destinationJID``, ``message``): the phone's copies to its
+linked devices, and a linked device's copies to the phone.
 """
 
 from __future__ import annotations
@@ -28,9 +29,16 @@ class TextMessage:
 
 
 def encode_text(
-    text: str, *, quoted_id: str | None = None, quoted_sender: str | None = None
+    text: str,
+    *,
+    quoted_id: str | None = None,
+    quoted_sender: str | None = None,
+    destination: str | None = None,
 ) -> bytes:
-    """The padded plaintext of a text message, ready for ``SessionCipher.encrypt``."""
+    """The padded plaintext of a text message, ready for ``SessionCipher.encrypt``.
+
+    With ``destination`` (the chat's JID) it is the copy for the sender's own other devices,
+    wrapped as whatsmeow's ``marshalMessage`` does it (send.go): ``deviceSentMessage``."""
     message = Message()
     if quoted_id is None:
         message.conversation = text
@@ -39,6 +47,11 @@ def encode_text(
         message.extendedTextMessage.contextInfo.stanzaID = quoted_id
         if quoted_sender is not None:
             message.extendedTextMessage.contextInfo.participant = quoted_sender
+    if destination is not None:
+        wrapper = Message()
+        wrapper.deviceSentMessage.destinationJID = destination
+        wrapper.deviceSentMessage.message.CopyFrom(message)
+        message = wrapper
     return pad(message.SerializeToString())
 
 
