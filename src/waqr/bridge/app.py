@@ -23,7 +23,13 @@ from prometheus_fastapi_instrumentator import Instrumentator
 from sse_starlette.sse import EventSourceResponse
 
 from waqr import __version__
-from waqr.api_models import IdempotencyKey, PairCodeRequest, SendMessageRequest
+from waqr.api_models import (
+    IdempotencyKey,
+    InboxAfter,
+    InboxLimit,
+    PairCodeRequest,
+    SendMessageRequest,
+)
 from waqr.bridge import examples
 from waqr.bridge.audit import audited
 from waqr.bridge.auth import ApiKeyAuth, BearerAuth, FailureLimiter
@@ -304,6 +310,14 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
         """A sent message's status and latest receipt (sent, delivered, read)."""
         return await _bridge(request).bot.message(message_id)
 
+    @admin.get("/messages", responses=examples.ok(examples.INBOX, also=(422,)))
+    async def list_messages(
+        request: Request, after: InboxAfter = 0, limit: InboxLimit = 100
+    ) -> dict[str, Any]:
+        """Incoming messages, oldest first, after the ``seq`` given: page on with the last
+        ``seq`` you got. New ones also arrive as ``message`` events on ``/events``."""
+        return await _bridge(request).bot.inbox(after, limit)
+
     @admin.get("/webhooks/failed", responses=examples.ok(examples.FAILED_WEBHOOKS))
     async def failed_webhooks(request: Request) -> dict[str, Any]:
         """Webhook deliveries the bot gave up after WAQR_WEBHOOK_RETRY_PERIOD."""
@@ -367,9 +381,7 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
         return Response(bridge.metrics.render(), media_type="text/plain; version=0.0.4")
 
     # HTTP request counts and latencies per route, from a maintained instrumentation library.
-    Instrumentator(registry=bridge.metrics.registry, excluded_handlers=["/metrics"]).instrument(
-        app
-    )
+    Instrumentator(registry=bridge.metrics.registry, excluded_handlers=["/metrics"]).instrument(app)
     app.include_router(admin)
     app.include_router(alias)
     return app

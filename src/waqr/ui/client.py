@@ -65,9 +65,7 @@ def error_for(response: httpx.Response) -> UiError:
     detail = str(body.get("detail") or "")
     error = body.get("error")
     if response.status_code == 401:
-        return UiError(
-            "bad_token", "The bridge rejected the token: check WA_QR_BRIDGE_TOKEN."
-        )
+        return UiError("bad_token", "The bridge rejected the token: check WA_QR_BRIDGE_TOKEN.")
     if response.status_code == 429 and error == "rate_limited":
         return UiError("rejected", detail)  # the bot's send rate limit, not a bad token
     if response.status_code == 429:
