@@ -44,5 +44,7 @@ def test_metrics_follow_a_real_link(sim: SimThread, tmp_path: Path) -> None:
     assert after[session("waqr_time_to_connect_seconds_count")] == 1
     assert after[session("waqr_last_connected_timestamp_seconds")] > 0
     # The request to /status made on the way is counted by the HTTP instrumentation.
-    assert any(name == "http_requests_total" and dict(labels).get("handler") == "/status"
-               for name, labels in after)
+    assert any(
+        name == "http_requests_total" and dict(labels).get("handler") == "/status"
+        for name, labels in after
+    )

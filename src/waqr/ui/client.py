@@ -178,6 +178,10 @@ class BridgeClient:
         body = {"to": to, "text": text, "reply_to": reply_to}
         return self._call("POST", "/admin/wa/messages", user=user, json=body, headers=headers)
 
+    def inbox(self, *, after: int = 0, limit: int = 100) -> dict[str, Any]:
+        """Incoming messages after the ``seq`` given, oldest first (GET /admin/wa/messages)."""
+        return self._call("GET", "/admin/wa/messages", params={"after": after, "limit": limit})
+
     def message(self, message_id: str) -> dict[str, Any]:
         return self._call("GET", f"/admin/wa/messages/{quote(message_id, safe='')}")
 
