@@ -110,7 +110,7 @@ def test_a_new_stream_catches_up_on_what_came_while_none_was_held(
     assert all("after=2&" in r for r in inbox_reads(bot)[1:])
 
 
-def test_an_inbox_the_bridge_cannot_read_is_said_and_the_status_still_shows(
+def test_an_inbox_the_bridge_cannot_read_is_said_and_read_again_at_the_next_message(
     tmp_path: Path,
 ) -> None:
     with (
@@ -118,6 +118,7 @@ def test_an_inbox_the_bridge_cannot_read_is_said_and_the_status_still_shows(
         running_bridge(tmp_path / "api", bot.url, WAQR_BOT_TIMEOUT="2") as api,
     ):
         bot.status = CONNECTED
+        bot.inbox = [message(1)]
         bot.hold("/messages")  # the bot does not answer the inbox in time
         client = BridgeClient(api.url, TOKEN, timeout=30)
         feed = BridgeFeed(client).start()
@@ -127,7 +128,13 @@ def test_an_inbox_the_bridge_cannot_read_is_said_and_the_status_still_shows(
             assert snapshot.state == "connected" and snapshot.error is None
             assert snapshot.inbox_error is not None
             assert snapshot.inbox_error.kind == "bot_slow"
-        finally:
+            assert snapshot.inbox == ()
+
             bot.release("/messages")
+            bot.inbox.append(message(2))
+            bot.push("message", message(2))  # what came before it is read too
+            wait_until(lambda: shown_seqs(feed) == [1, 2], 20)
+            assert feed.snapshot().inbox_error is None
+        finally:  # the stand-in bot releases a request still held as it stops
             feed.stop()
             client.close()

@@ -234,7 +234,8 @@ def messages_section(snapshot: Snapshot, client: BridgeClient, user: str) -> Non
     st.subheader("Messages")
     st.caption(f"The last {INBOX_KEEP} incoming messages, newest first, as they arrive.")
     if snapshot.inbox_error is not None:
-        show_error(snapshot.inbox_error)
+        error = snapshot.inbox_error
+        show_error(UiError(error.kind, f"The last messages could not be read: {error.message}"))
     show_html(inbox_html(snapshot.inbox))
     send_form(client, user)
     refused = st.session_state.get("send_error")

@@ -9,8 +9,8 @@ itself once when it learns of one it does not hold; every rotation after that ar
 
 Messages the same way: the last INBOX_KEEP incoming ones, read from the bridge's inbox once
 per stream (to catch up on what came while no stream was held), then from ``message`` events;
-and the latest ``receipt`` event of each sent message. Only while polling does the feed read
-the inbox again, with each status poll."""
+and the latest ``receipt`` event of each sent message. A read that failed is tried again at
+the next event (state or message), and while polling, with each status poll."""
 
 from __future__ import annotations
 
@@ -144,6 +144,8 @@ class BridgeFeed:
                             self._catch_up()
                     elif event.event == "qr":
                         self._on_qr(data)
+                    elif event.event == "message" and not self._inbox_current:
+                        self._catch_up()  # a gap may lie before it: read from the last held
                     elif event.event == "message":
                         self._add_messages([data])
                     elif event.event == "receipt":
