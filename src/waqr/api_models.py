@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Header
+from fastapi import Header, Query
 from pydantic import BaseModel, Field, field_validator
 
 from waqr.errors import InvalidPhoneNumber
@@ -58,6 +58,19 @@ IdempotencyKey = Annotated[
         description="A retry with the same key returns the first answer, sends nothing.",
     ),
 ]
+
+# The inbox listing's page (``GET /messages`` at the bot, ``GET /admin/wa/messages`` at the
+# bridge). ``seq`` is a SQLite INTEGER: a larger cursor cannot even be compared with it.
+MAX_SEQ = 2**63 - 1
+InboxAfter = Annotated[
+    int,
+    Query(
+        ge=0,
+        le=MAX_SEQ,
+        description="Only messages after this ``seq`` (the last one you hold); 0: from the oldest.",
+    ),
+]
+InboxLimit = Annotated[int, Query(ge=1, le=500, description="At most this many messages.")]
 
 
 def error_responses(table: ErrorTable, *statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -212,3 +212,13 @@ async def test_a_receipt_that_beats_the_engines_answer_is_kept_and_sent_is_told_
     await eventually(lambda: len(events) == 2)
     listener.cancel()
     assert [e["receipt"] for e in events] == ["sent", "delivered"]
+
+
+async def test_an_inbox_cursor_past_what_the_store_holds_is_422_not_a_crash(bot: Bot) -> None:
+    # seq is a SQLite INTEGER: 2**63 cannot even be compared with one.
+    answer = await bot.client.get("/messages", params={"after": str(2**63)})
+    assert answer.status_code == 422
+    assert answer.json()["detail"].startswith("after: ")
+    assert (await bot.client.get("/messages", params={"after": str(2**63 - 1)})).json() == {
+        "messages": []
+    }

@@ -81,13 +81,15 @@ class StandInBot:
     at will), ``qr`` the GET /qr body; a route put on ``hold`` answers only once released;
     every request is recorded as "METHOD /path?query". GET /events opens with a ``state``
     event (and a ``qr`` event when a QR is on offer), then streams whatever :meth:`push`
-    sends; like the real bot, setting ``status`` or ``qr`` pushes the change."""
+    sends; like the real bot, setting ``status`` or ``qr`` pushes the change. ``inbox`` is
+    what GET /messages pages through (each message needs its ``seq``)."""
 
     def __init__(self) -> None:
         self.port = free_port()
         self._status: dict[str, Any] = {"status": "connecting", "connected": False}
         self._qr: dict[str, Any] | None = None  # the GET /qr body; None: no QR on offer
         self.requests: list[str] = []
+        self.inbox: list[dict[str, Any]] = []
         self._holds: dict[str, threading.Event] = {}
         self._listeners: set[asyncio.Queue[str]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -184,6 +186,10 @@ class StandInBot:
         @app.post("/logout")
         async def logout() -> dict[str, Any]:
             return {"loggedOut": True, "unlinkedAtWhatsApp": True, "status": "logged_out"}
+
+        @app.get("/messages")
+        async def messages(after: int = 0, limit: int = 100) -> dict[str, Any]:
+            return {"messages": [m for m in self.inbox if m["seq"] > after][:limit]}
 
         @app.get("/events")
         async def events() -> StreamingResponse:

@@ -1,6 +1,6 @@
 """A stand-in bridge on loopback for rendering tests: it streams whatever status the test
-sets (``/admin/wa/events``) and answers ``/admin/wa/status``. Only for what the real bridge
-cannot be made to say, such as a reason message carrying markup."""
+sets (``/admin/wa/events``) and answers ``/admin/wa/status`` (and an empty inbox). Only for
+what the real bridge cannot be made to say, such as a reason message carrying markup."""
 
 from __future__ import annotations
 
@@ -25,8 +25,9 @@ class FakeBridge:
                 pass
 
             def do_GET(self) -> None:
-                if self.path == "/admin/wa/status":
-                    body = json.dumps(fake.status).encode()
+                if self.path == "/admin/wa/status" or self.path.startswith("/admin/wa/messages?"):
+                    reply = fake.status if self.path == "/admin/wa/status" else {"messages": []}
+                    body = json.dumps(reply).encode()
                     self.send_response(200)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(body)))

@@ -19,7 +19,13 @@ from prometheus_fastapi_instrumentator import Instrumentator
 from sse_starlette.sse import EventSourceResponse
 
 from waqr import __version__
-from waqr.api_models import IdempotencyKey, PairCodeRequest, SendMessageRequest
+from waqr.api_models import (
+    IdempotencyKey,
+    InboxAfter,
+    InboxLimit,
+    PairCodeRequest,
+    SendMessageRequest,
+)
 from waqr.bot import responses
 from waqr.bot.auth import BotTokenAuth
 from waqr.bot.messenger import Messenger
@@ -224,8 +230,8 @@ def create_app(registry: SessionRegistry, *, manage_lifecycle: bool = True) -> F
     async def list_messages(
         messenger: MessengerDep,
         direction: Annotated[str, Query(pattern="^in$", description="Only 'in' for now.")] = "in",
-        after: Annotated[int, Query(ge=0, description="Messages after this seq.")] = 0,
-        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+        after: InboxAfter = 0,
+        limit: InboxLimit = 100,
     ) -> dict[str, Any]:
         """Incoming messages in the order they arrived, after the ``seq`` given."""
         return {"messages": await messenger.inbox(after, limit)}

@@ -24,7 +24,13 @@ from prometheus_fastapi_instrumentator import Instrumentator
 from sse_starlette.sse import EventSourceResponse
 
 from waqr import __version__
-from waqr.api_models import IdempotencyKey, PairCodeRequest, SendMessageRequest
+from waqr.api_models import (
+    IdempotencyKey,
+    InboxAfter,
+    InboxLimit,
+    PairCodeRequest,
+    SendMessageRequest,
+)
 from waqr.bridge import examples
 from waqr.bridge.audit import audited
 from waqr.bridge.auth import ApiKeyAuth, BearerAuth, FailureLimiter
@@ -333,6 +339,14 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
     async def get_message(request: Request, message_id: str) -> dict[str, Any]:
         """A sent message's status and latest receipt (sent, delivered, read)."""
         return await _bridge(request).bot.message(message_id)
+
+    @admin.get("/messages", responses=examples.ok(examples.INBOX, also=(422,)))
+    async def list_messages(
+        request: Request, after: InboxAfter = 0, limit: InboxLimit = 100
+    ) -> dict[str, Any]:
+        """Incoming messages, oldest first, after the ``seq`` given: page on with the last
+        ``seq`` you got. New ones also arrive as ``message`` events on ``/events``."""
+        return await _bridge(request).bot.inbox(after, limit)
 
     @admin.get("/webhooks/failed", responses=examples.ok(examples.FAILED_WEBHOOKS))
     async def failed_webhooks(request: Request) -> dict[str, Any]:

@@ -155,6 +155,12 @@ class BotClient:
     async def message(self, message_id: str) -> dict[str, Any]:
         return await self._json("GET", f"/messages/{quote(message_id, safe='')}")
 
+    async def inbox(self, after: int, limit: int) -> dict[str, Any]:
+        """Incoming messages after the ``seq`` given, oldest first (the bot's GET /messages)."""
+        return await self._json(
+            "GET", "/messages", params={"direction": "in", "after": after, "limit": limit}
+        )
+
     async def failed_webhooks(self) -> dict[str, Any]:
         return await self._json("GET", "/webhooks/failed")
 
@@ -168,7 +174,10 @@ class BotClient:
             aconnect_sse(
                 # The bot pings every 15 s: two missed pings end a stalled stream, and the
                 # bridge stops answering from what it said.
-                self._http, "GET", "/events", timeout=httpx.Timeout(10, read=35)
+                self._http,
+                "GET",
+                "/events",
+                timeout=httpx.Timeout(10, read=35),
             ) as source,
         ):
             self._check(source.response)

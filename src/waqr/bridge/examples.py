@@ -78,6 +78,21 @@ MESSAGE: dict[str, Any] = {
     "createdAt": 1764190000.0,
     "updatedAt": 1764190001.5,
 }
+INBOX: dict[str, Any] = {
+    "messages": [
+        {
+            "seq": 41,
+            "id": "3EB0C1D2E3F4A5B6C7D8",
+            "chat": "4915112345678@s.whatsapp.net",
+            "sender": "4915112345678@s.whatsapp.net",
+            "pushName": "Ada",
+            "text": "Is my order on its way?",
+            "timestamp": 1764190100.0,
+            "quotedId": None,
+            "fromMe": False,
+        }
+    ]
+}
 FAILED_WEBHOOKS: dict[str, Any] = {
     "failed": [
         {

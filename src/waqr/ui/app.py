@@ -4,8 +4,10 @@ Nothing but the sign-in form until someone is signed in (``waqr.ui.signin``). Th
 part, a fragment re-drawn every second from the process's one bridge subscription
 (``waqr.ui.feed``): it costs the bridge nothing, and the QR's countdown ticks in the browser.
 One display per state: the QR with its countdown and instruction; the pairing code with its
-instruction; the account with its actions. Text from outside (a reason, a hint, a push name)
-is shown as literal text, never markdown.
+instruction; the account with its actions and, once linked, the Messages section: the last
+incoming messages (from the same subscription) and a test send whose receipts arrive the
+same way. Text from outside (a reason, a hint, a push name, a message) is shown as literal
+text, never markdown.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from waqr.phone import parse_e164
 from waqr.qr_render import render_png
 from waqr.ui.client import BridgeClient, UiError
 from waqr.ui.config import UiConfig, load_ui_config
-from waqr.ui.feed import BridgeFeed, Snapshot
+from waqr.ui.feed import INBOX_KEEP, BridgeFeed, Snapshot
+from waqr.ui.messages import furthest, inbox_html, sent_html
 from waqr.ui.signin import OPEN_NOTE, expired, sign_out_button, signed_in_user
 from waqr.ui.view import (
     account_lines,
@@ -184,6 +187,63 @@ def pairing_form(client: BridgeClient, user: str) -> None:
     st.rerun(scope="fragment")  # the code shows in the pairing-code display, once
 
 
+# The test sends of this session the page keeps showing, newest first.
+SENT_SHOWN = 5
+
+
+def send_form(client: BridgeClient, user: str) -> None:
+    """A test message through the linked account. The bridge judges the input: what it
+    refuses is shown in its own words. Sent as ``user``, so the audit log names them."""
+    with st.form("send", clear_on_submit=False):
+        st.markdown("**Send a test message**")
+        to = st.text_input("Send to (number with country code)", placeholder="+4915112345678")
+        text = st.text_area("Text", height=80)
+        if not st.form_submit_button("Send"):
+            return
+    st.session_state.pop("send_error", None)
+    with st.spinner("Sending…"):
+        try:
+            reply = client.send_message(to.strip(), text, user=user)
+        except UiError as error:
+            st.session_state["send_error"] = (error.kind, error.message)
+            st.rerun(scope="fragment")
+    st.session_state["sent"] = [reply, *st.session_state.get("sent", [])][:SENT_SHOWN]
+    st.rerun(scope="fragment")
+
+
+def sent_display(snapshot: Snapshot, client: BridgeClient) -> None:
+    """Each test send with where it is now: from the pushed receipts, or, while the push
+    stream is down, from a status read on request."""
+    sent: list[dict[str, object]] = st.session_state.get("sent", [])
+    if not sent:
+        return
+    for reply in sent:
+        pushed = snapshot.receipts.get(str(reply.get("id")))
+        show_html(sent_html(furthest(reply, pushed) if pushed else reply))
+    if not snapshot.live and st.button("Check their status now", key="sent_check"):
+        try:
+            st.session_state["sent"] = [
+                furthest(reply, client.message(str(reply.get("id")))) for reply in sent
+            ]
+        except UiError as error:
+            st.session_state["send_error"] = (error.kind, error.message)
+        st.rerun(scope="fragment")
+
+
+def messages_section(snapshot: Snapshot, client: BridgeClient, user: str) -> None:
+    st.subheader("Messages")
+    st.caption(f"The last {INBOX_KEEP} incoming messages, newest first, as they arrive.")
+    if snapshot.inbox_error is not None:
+        error = snapshot.inbox_error
+        show_error(UiError(error.kind, f"The last messages could not be read: {error.message}"))
+    show_html(inbox_html(snapshot.inbox))
+    send_form(client, user)
+    refused = st.session_state.get("send_error")
+    if refused:
+        show_error(UiError(*refused))
+    sent_display(snapshot, client)
+
+
 def live_panel(config: UiConfig, feed: BridgeFeed, client: BridgeClient, user: str) -> None:
     if expired(config):
         st.rerun(scope="app")  # the whole page: back to the sign-in form
@@ -234,6 +294,9 @@ def live_panel(config: UiConfig, feed: BridgeFeed, client: BridgeClient, user: s
     actions(client, user)
     if state != "connected":
         pairing_form(client, user)
+        st.caption("Messages: the last incoming ones and a test send, once the account is linked.")
+    else:
+        messages_section(snapshot, client, user)
 
 
 def diagnose_panel(client: BridgeClient, user: str) -> None:

@@ -65,9 +65,7 @@ def error_for(response: httpx.Response) -> UiError:
     detail = str(body.get("detail") or "")
     error = body.get("error")
     if response.status_code == 401:
-        return UiError(
-            "bad_token", "The bridge rejected the token: check WA_QR_BRIDGE_TOKEN."
-        )
+        return UiError("bad_token", "The bridge rejected the token: check WA_QR_BRIDGE_TOKEN.")
     if response.status_code == 429 and error == "rate_limited":
         return UiError("rejected", detail)  # the bot's send rate limit, not a bad token
     if response.status_code == 429:
@@ -179,6 +177,10 @@ class BridgeClient:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         body = {"to": to, "text": text, "reply_to": reply_to}
         return self._call("POST", "/admin/wa/messages", user=user, json=body, headers=headers)
+
+    def inbox(self, *, after: int = 0, limit: int = 100) -> dict[str, Any]:
+        """Incoming messages after the ``seq`` given, oldest first (GET /admin/wa/messages)."""
+        return self._call("GET", "/admin/wa/messages", params={"after": after, "limit": limit})
 
     def message(self, message_id: str) -> dict[str, Any]:
         return self._call("GET", f"/admin/wa/messages/{quote(message_id, safe='')}")

@@ -5,7 +5,12 @@ the status every ``poll_every`` seconds instead, and the snapshot says so (``liv
 
 A pushed state carries no QR code, only whether one is on offer: the feed asks for the QR
 itself once when it learns of one it does not hold; every rotation after that arrives as a
-``qr`` event."""
+``qr`` event.
+
+Messages the same way: the last INBOX_KEEP incoming ones, read from the bridge's inbox once
+per stream (to catch up on what came while no stream was held), then from ``message`` events;
+and the latest ``receipt`` event of each sent message. A read that failed is tried again at
+the next event (state or message), and while polling, with each status poll."""
 
 from __future__ import annotations
 
@@ -13,7 +18,8 @@ import json
 import logging
 import threading
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -30,6 +36,13 @@ STREAM_READ_TIMEOUT = 45.0
 # Wrong-token replies come back this slowly, so a bad token does not feed the bridge's
 # failure limiter every few seconds.
 REFUSED_RETRY = 30.0
+# The incoming messages the page shows, the last ones.
+INBOX_KEEP = 20
+# The bridge's largest inbox page: catching up on a long inbox takes few requests.
+INBOX_PAGE = 500
+# Sent messages whose latest receipt is held: far more than a person sends from the page
+# while watching, and a bound on what an API client's sends can make the UI hold.
+RECEIPTS_KEEP = 500
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,11 @@ class Snapshot:
     error: UiError | None = None
     live: bool = False  # following the push stream (else polling)
     started: bool = False  # False until the first answer or failure
+    # The last INBOX_KEEP incoming messages, oldest first, as the bridge gives them.
+    inbox: tuple[dict[str, Any], ...] = ()
+    inbox_error: UiError | None = None  # why the inbox could not be read (the rest may work)
+    # The latest receipt event (id, to, status, receipt, error) of each sent message, by id.
+    receipts: Mapping[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def state(self) -> str | None:
@@ -59,6 +77,10 @@ class BridgeFeed:
             timeout=httpx.Timeout(10.0, read=STREAM_READ_TIMEOUT),
         )
         self._thread = threading.Thread(target=self._run, name="waqr-ui-feed", daemon=True)
+        # The feed thread's own: the last inbox seq held, and whether the inbox has been read
+        # since the current stream opened (events before it were missed).
+        self._last_seq = 0
+        self._inbox_current = False
 
     def start(self) -> BridgeFeed:
         self._thread.start()
@@ -105,6 +127,7 @@ class BridgeFeed:
             self._stop.wait(delay)
 
     def _follow(self) -> None:
+        self._inbox_current = False
         try:
             with self._stream.stream("GET", "/admin/wa/events") as response:
                 if response.status_code >= 400:
@@ -117,13 +140,59 @@ class BridgeFeed:
                     if event.event == "state":
                         self._on_state(data)
                         self._update(live=True)
+                        if not self._inbox_current:
+                            self._catch_up()
                     elif event.event == "qr":
                         self._on_qr(data)
+                    elif event.event == "message" and not self._inbox_current:
+                        self._catch_up()  # a gap may lie before it: read from the last held
+                    elif event.event == "message":
+                        self._add_messages([data])
+                    elif event.event == "receipt":
+                        self._on_receipt(data)
         except (httpx.ConnectError, httpx.ConnectTimeout):
             raise unreachable(self.client.api_url, timed_out=False) from None
 
     def _poll(self) -> None:
         self._on_state(self.client.status())
+        self._catch_up()
+
+    def _catch_up(self) -> None:
+        """Read the inbox past the last message held, page by page. Subscribed first: a
+        message that arrives meanwhile comes as an event too, and is taken once (by seq)."""
+        try:
+            while True:
+                page = self.client.inbox(after=self._last_seq, limit=INBOX_PAGE).get("messages")
+                messages = [m for m in page or [] if isinstance(m, dict)]
+                self._add_messages(messages)
+                if len(messages) < INBOX_PAGE:
+                    break
+        except UiError as error:
+            self._update(inbox_error=error)
+            return
+        self._inbox_current = True
+        self._update(inbox_error=None)
+
+    def _add_messages(self, messages: Iterable[dict[str, Any]]) -> None:
+        fresh = []
+        for message in messages:
+            seq = message.get("seq")
+            if isinstance(seq, int) and seq > self._last_seq:
+                fresh.append(message)
+                self._last_seq = seq
+        if fresh:
+            self._update(inbox=(*self.snapshot().inbox, *fresh)[-INBOX_KEEP:])
+
+    def _on_receipt(self, receipt: dict[str, Any]) -> None:
+        message_id = receipt.get("id")
+        if not isinstance(message_id, str):
+            return
+        receipts = dict(self.snapshot().receipts)
+        receipts.pop(message_id, None)  # re-inserted last: the oldest go first
+        receipts[message_id] = receipt
+        while len(receipts) > RECEIPTS_KEEP:
+            del receipts[next(iter(receipts))]
+        self._update(receipts=receipts)
 
     def _on_state(self, status: dict[str, Any]) -> None:
         state = status.get("status")
