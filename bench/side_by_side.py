@@ -176,6 +176,22 @@ def relink_time(bridge: ServiceProcess, bot: ServiceProcess) -> float:
     return time.monotonic() - started
 
 
+def scan_until_connected(sim: SimThread, bot: ServiceProcess) -> tuple[float, list[str]]:
+    """Seconds from scanning the code the bot shows to connected. A scan the simulator refuses
+    (the code ran out on its way, or the engine did not answer in time) is noted and tried
+    again with the code on offer then, at most three times."""
+    refusals: list[str] = []
+    while True:
+        try:
+            sim.scan(current_qr(bot)["qr"])
+            break
+        except httpx.HTTPStatusError as exc:
+            refusals.append(f"{exc.response.status_code}: {exc.response.text[:200]}")
+            if len(refusals) == 3:
+                raise
+    return seconds_until(lambda: bot.status()["connected"], 60), refusals
+
+
 # --- the stack ---------------------------------------------------------------------------------
 @contextlib.contextmanager
 def baseline(workdir: Path, bot: ServiceProcess, redis_url: str) -> Iterator[str]:
@@ -246,9 +262,7 @@ def run(s: Settings, workdir: Path) -> dict[str, Any]:
         }
         relinks = [relink_time(memory, bot) for _ in range(s.relinks)]
         result["relink_to_new_qr_s"] = spread(relinks)
-        code = current_qr(bot)["qr"]
-        sim.scan(code)
-        result["scan_to_connected_s"] = seconds_until(lambda: bot.status()["connected"], 60)
+        result["scan_to_connected_s"], result["scan_refusals"] = scan_until_connected(sim, bot)
         result["status_rates_linked"] = rates(targets("/admin/wa/status", "/status"), s)
         # Connected again on a new connection: `since` moves (the session may leave and
         # re-enter `connected` faster than any poll sees it go).
