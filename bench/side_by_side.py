@@ -8,7 +8,8 @@ bot asked on a miss). Then, in one run, with repetitions interleaved across the 
 - `GET /admin/wa/qr` and `/admin/wa/status` rates with wrk (50 connections), while a QR is on
   offer, and `/status` again once linked; the bot's own `/qr` and `/status` beside them;
 - stale QR answers of a client polling every 0.5 s across rotations (each answer compared with
-  the code the bot holds just before and just after it);
+  the code the bot holds just before and just after it), how long after the bot had a new
+  code that poller first saw it, and the same over the bridge's SSE stream;
 - relink from a QR on offer until a new QR is served; scan until connected; first QR after
   start; a dropped connection until connected again;
 - footprint: RSS, open files and idle CPU of each process.
@@ -32,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -117,26 +119,83 @@ def rates(targets: list[Target], s: Settings) -> dict[str, dict[str, Any]]:
     }
 
 
-def stale_rate(bot: ServiceProcess, url: str, seconds: float) -> dict[str, float]:
+class QrArrivals:
+    """When each QR code first arrived on an SSE stream (``qr`` events), followed in a thread
+    from construction until :meth:`stop`."""
+
+    def __init__(self, url: str, headers: dict[str, str]) -> None:
+        self.first: dict[str, float] = {}
+        self._response: httpx.Response | None = None
+        self._stopped = False
+        self.opened = threading.Event()  # set once the stream's first line arrived
+        self._thread = threading.Thread(target=self._follow, args=(url, headers), daemon=True)
+        self._thread.start()
+
+    def _follow(self, url: str, headers: dict[str, str]) -> None:
+        timeout = httpx.Timeout(10.0, read=None)
+        with (
+            contextlib.suppress(httpx.HTTPError),
+            httpx.stream("GET", url, headers=headers, timeout=timeout) as response,
+        ):
+            self._response = response
+            kind = ""
+            for line in response.iter_lines():
+                self.opened.set()
+                if self._stopped:
+                    return
+                if line.startswith("event:"):
+                    kind = line[6:].strip()
+                elif line.startswith("data:") and kind == "qr":
+                    code = json.loads(line[5:]).get("qr")
+                    if code:
+                        self.first.setdefault(code, time.monotonic())
+
+    def stop(self) -> None:
+        self._stopped = True
+        if self._response is not None:
+            with contextlib.suppress(Exception):
+                self._response.close()
+        self._thread.join(5)
+
+
+def delays_ms(seen: dict[str, float], born: dict[str, float], since: float) -> dict[str, Any]:
+    """How long after the bot had each code (``born``, after ``since``) it was seen: p50 and
+    max in ms, and how many codes were never seen at all."""
+    codes = [code for code, at in born.items() if at >= since]
+    delays = sorted(1000 * (seen[c] - born[c]) for c in codes if c in seen)
+    return {
+        "codes": len(codes),
+        "never_seen": sum(c not in seen for c in codes),
+        "p50_ms": statistics.median(delays) if delays else float("nan"),
+        "max_ms": max(delays) if delays else float("nan"),
+    }
+
+
+def stale_rate(
+    bot: ServiceProcess, url: str, seconds: float, born: dict[str, float]
+) -> dict[str, Any]:
     """Poll ``url`` every 0.5 s; an answer is stale when it is neither the code the bot held
-    just before nor just after it."""
+    just before nor just after it. Also how long after the bot had a code (``born``: when
+    its own event stream showed it) the poller first saw it."""
     held = lambda: bot.get("/qr", params={"peek": "true"}).json().get("qr")  # noqa: E731
     answers = stale = 0
-    codes = set()
-    deadline = time.monotonic() + seconds
+    first_seen: dict[str, float] = {}
+    started = time.monotonic()
+    deadline = started + seconds
     while time.monotonic() < deadline:
         before = held()
         answer = httpx.get(url, headers=AUTH, timeout=10).json().get("qr")
         after = held()
         if answer:
             answers += 1
-            codes.add(answer)
+            first_seen.setdefault(answer, time.monotonic())
             stale += answer not in (before, after)
         time.sleep(0.5)
     return {
         "answers": answers,
         "stale_pct": 100.0 * stale / answers if answers else float("nan"),
-        "codes_seen": len(codes),
+        "codes_seen": len(first_seen),
+        "new_qr_visible": delays_ms(first_seen, born, started),
     }
 
 
@@ -256,10 +315,24 @@ def run(s: Settings, workdir: Path) -> dict[str, Any]:
 
         result["qr_rates"] = rates(targets("/admin/wa/qr", "/qr"), s)
         result["status_rates_qr"] = rates(targets("/admin/wa/status", "/status"), s)
-        result["stale"] = {
-            "waqr": stale_rate(bot, memory.url + "/admin/wa/qr", s.stale_seconds),
-            "original design": stale_rate(bot, base + "/admin/wa/qr", s.stale_seconds),
-        }
+        born = QrArrivals(bot.url + "/events", {})  # when the bot has each code
+        pushed = QrArrivals(memory.url + "/admin/wa/events", AUTH)
+        # Past both streams' opening snapshots: the code on offer then was born earlier.
+        born.opened.wait(10)
+        pushed.opened.wait(10)
+        time.sleep(0.5)
+        started = time.monotonic()
+        try:
+            result["stale"] = {
+                "waqr": stale_rate(bot, memory.url + "/admin/wa/qr", s.stale_seconds, born.first),
+                "original design": stale_rate(
+                    bot, base + "/admin/wa/qr", s.stale_seconds, born.first
+                ),
+            }
+        finally:
+            born.stop()
+            pushed.stop()
+        result["new_qr_over_sse"] = delays_ms(pushed.first, born.first, started)
         relinks = [relink_time(memory, bot) for _ in range(s.relinks)]
         result["relink_to_new_qr_s"] = spread(relinks)
         result["scan_to_connected_s"], result["scan_refusals"] = scan_until_connected(sim, bot)
@@ -303,6 +376,15 @@ def table(result: dict[str, Any]) -> str:
     for name, stale in result["stale"].items():
         lines.append(f"{'stale QR answers % (0.5 s poller)':<44}{name:<20}"
                      f"{stale['stale_pct']:>30.1f}")  # fmt: skip
+    for name, stale in result["stale"].items():
+        seen = stale["new_qr_visible"]
+        lines.append(f"{'new QR visible to the poller p50 / max ms':<44}{name:<20}"
+                     f"{seen['p50_ms']:>10.0f}{'':>10}{seen['max_ms']:>10.0f}"
+                     f"  ({seen['never_seen']} of {seen['codes']} never served)")  # fmt: skip
+    sse = result["new_qr_over_sse"]
+    lines.append(f"{'new QR over the bridge SSE p50 / max ms':<44}{'waqr':<20}"
+                 f"{sse['p50_ms']:>10.1f}{'':>10}{sse['max_ms']:>10.1f}"
+                 f"  ({sse['never_seen']} of {sse['codes']} never sent)")  # fmt: skip
     r = result["relink_to_new_qr_s"]
     lines.append(f"{'relink -> new QR served, s':<44}{'waqr':<20}"
                  f"{r['min']:>10.2f}{r['median']:>10.2f}{r['max']:>10.2f}")  # fmt: skip

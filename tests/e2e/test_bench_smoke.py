@@ -31,6 +31,11 @@ def test_the_benchmark_runs_and_writes_every_figure() -> None:
         assert all(figures["rps"]["median"] > 0 for figures in result[block].values())
     assert set(result["stale"]) == {"waqr", "original design"}
     assert result["stale"]["waqr"]["answers"] > 0
+    for name in ("waqr", "original design"):
+        assert {"codes", "never_seen", "p50_ms", "max_ms"} <= set(
+            result["stale"][name]["new_qr_visible"]
+        )
+    assert {"codes", "never_seen", "p50_ms", "max_ms"} <= set(result["new_qr_over_sse"])
     for key in ("first_qr_after_start_s", "scan_to_connected_s", "drop_to_connected_s"):
         assert result[key] > 0
     assert set(result["footprint"]) == {"bot", "waqr bridge", "redis"}

@@ -647,6 +647,12 @@ def test_polled_reads_are_answered_from_the_push_without_asking_the_bot(tmp_path
             body = answer.json()
             assert (body["qr"], body["source"]) == ("2@pushed", "push")
             assert 0 < body["expires_in"] <= 60.0
+        # A listener that opens the event stream now learns the state, then the code on offer.
+        with httpx.stream("GET", api.url + "/admin/wa/events", headers=BEARER, timeout=10) as sse:
+            events = sse_events(sse.iter_lines())
+            assert next(events)[0] == "state"
+            kind, data = next(events)
+            assert (kind, data["qr"]) == ("qr", "2@pushed")
         # At most the bot's reminder that someone waits for a QR, not one request per read.
         assert bot.count("GET /qr") - asked <= 1
         # The gate still guards them.

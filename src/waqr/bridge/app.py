@@ -368,7 +368,8 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
 
     @admin.get("/events", responses=examples.sse())
     async def events(request: Request) -> EventSourceResponse:
-        """Server-Sent Events: ``state`` on every change, ``qr`` on every rotation,
+        """Server-Sent Events: ``state`` on every change (and first, the state now; then the
+        QR on offer, if one is), ``qr`` on every rotation,
         ``message`` for each incoming message and ``receipt`` for each step of a sent one."""
         bridge = _bridge(request)
         # Subscribe before the snapshot: a change the bot makes while the snapshot is on its
@@ -379,10 +380,13 @@ def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
         except BaseException:
             events.close()
             raise
+        live = bridge.relay.live_qr()  # a listener waiting for a code gets the one on offer
 
         async def stream() -> AsyncIterator[dict[str, str]]:
             try:
                 yield {"event": "state", "data": json.dumps(first)}
+                if live is not None:
+                    yield {"event": "qr", "data": json.dumps(live)}
                 async for kind, data in events:
                     if await request.is_disconnected():
                         return
