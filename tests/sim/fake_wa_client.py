@@ -158,6 +158,10 @@ class MemoryConn:
     async def client_recv(self) -> bytes | None:
         return await self._to_client.get()
 
+    def client_close(self) -> None:
+        """The client goes away (killed, or its network dropped): the server reads the end."""
+        self._to_server.put_nowait(None)
+
 
 class FakeDevice:
     """What whatsmeow keeps in its store: noise key, identity key, ADV secret, and later its JID."""
