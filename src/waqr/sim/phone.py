@@ -118,6 +118,7 @@ class DeviceView(BaseModel):
     linked_at: float
     connected: bool
     app_version: str  # the WhatsApp Web version the client announced (ClientPayload)
+    queued: int  # stanzas in its offline queue: not yet handed over, or not yet acknowledged
 
 
 def _device_view(world: World, device: LinkedDevice) -> DeviceView:
@@ -129,6 +130,7 @@ def _device_view(world: World, device: LinkedDevice) -> DeviceView:
         linked_at=device.linked_at,
         connected=connected,
         app_version=device.app_version,
+        queued=len(world.queued_for(device.jid)),
     )
 
 
