@@ -14,6 +14,7 @@ import pytest
 
 from tests.e2e.harness import SimThread, bot_on, link
 from tests.e2e.test_messaging import CONTACT_DIGITS, WEBHOOK_SECRET, HookReceiver
+from tests.e2e.test_messaging_devices import keys_uploaded
 from tests.procs import ServiceProcess, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -34,6 +35,7 @@ def test_texts_sent_while_the_bot_is_killed_reach_the_webhook_once_in_order_afte
     restarted: ServiceProcess | None = None
     try:
         jid = link(sim, bot)["jid"]
+        wait_until(lambda: keys_uploaded(sim), 30)  # a contact can write to it from now on
         assert bot.proc is not None
         os.killpg(bot.proc.pid, signal.SIGKILL)  # bot and engine: the socket just ends
         bot.proc.wait(10)
