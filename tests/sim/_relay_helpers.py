@@ -46,6 +46,7 @@ class CapturingSession:
     device_jid: JID
     conn_id: int = 99
     kind: str = "login"
+    caught_up: bool = True  # its offline queue was handed over (server.Session)
     sent: list[Node] = field(default_factory=list)
 
     async def send_node(self, node: Node) -> None:

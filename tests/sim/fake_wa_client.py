@@ -158,6 +158,10 @@ class MemoryConn:
     async def client_recv(self) -> bytes | None:
         return await self._to_client.get()
 
+    def client_close(self) -> None:
+        """The client goes away (killed, or its network dropped): the server reads the end."""
+        self._to_server.put_nowait(None)
+
 
 class FakeDevice:
     """What whatsmeow keeps in its store: noise key, identity key, ADV secret, and later its JID."""
@@ -257,6 +261,8 @@ class ClientLink:
     def __init__(self, conn: MemoryConn, root_public: bytes, device: FakeDevice) -> None:
         self.conn = conn
         self.noise = NoiseInitiator(root_public, device.noise_key)
+        self.unsolicited: list[Node] = []  # what ``query`` passed over on its way to a reply
+        self.offline: list[Node] = []  # what the server held for the device, given at login
 
     async def handshake(self, payload: Any) -> None:
         self.conn.client_send(self.noise.client_hello())
@@ -273,9 +279,23 @@ class ClientLink:
             frame = await self.conn.client_recv()
         return None if frame is None else self.noise.open(frame)
 
+    async def catch_up(self) -> None:
+        """Read what the server hands over after login, up to its ``<ib><offline count/>``."""
+        while (node := await self.recv()) is not None:
+            offline = node.child("offline") if node.tag == "ib" else None
+            if offline is not None:
+                assert offline.attr("count") == str(len(self.offline))
+                return
+            self.offline.append(node)
+        raise AssertionError("the server closed before <ib><offline/></ib>")
+
     async def query(self, node: Node) -> Node:
+        """Send an iq and return its reply; what comes first that is not an iq reply (the
+        ``<ib>`` after login, queued stanzas) is kept in ``unsolicited``, as a client handles
+        it on its own."""
         self.send(node)
-        reply = await self.recv()
+        while (reply := await self.recv()) is not None and reply.tag != "iq":
+            self.unsolicited.append(reply)
         assert reply is not None and reply.attr("id") == node.attr("id")
         return reply
 
@@ -324,10 +344,15 @@ async def paired_device(connect: ConnectFactory, world: World) -> FakeDevice:
 
 
 async def login(connect: ConnectFactory, device: FakeDevice) -> tuple[ClientLink, Node | None]:
-    """A login connection of a linked device, and the server's first node (None: closed)."""
+    """A login connection of a linked device, and the server's first node (None: closed).
+    After ``<success>`` it reads on to ``<ib><offline/></ib>``, as whatsmeow's OfflineSync
+    does: what the server held for the device is then in ``link.offline``."""
     link = connect(device)
     await link.handshake(device.login_payload())
-    return link, await link.recv()
+    first = await link.recv()
+    if first is not None and first.tag == "success":
+        await link.catch_up()
+    return link, first
 
 
 @contextlib.asynccontextmanager

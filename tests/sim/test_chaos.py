@@ -210,8 +210,8 @@ async def test_every_server_frame_is_delayed_and_arrives_intact_in_order(
     assert success is not None and success.tag == "success"
     replies = [await link.query(client_iq(f"p{n}", "w:p", "get")) for n in range(3)]
     assert [reply.attr("id") for reply in replies] == ["p0", "p1", "p2"]
-    # ServerHello, <success>, three pongs: each was held back first.
-    assert len(sleeps.delays) == 5 and all(0 < d <= 0.5 for d in sleeps.delays)
+    # ServerHello, <success>, <ib><offline/>, three pongs: each was held back first.
+    assert len(sleeps.delays) == 6 and all(0 < d <= 0.5 for d in sleeps.delays)
 
 
 # -- a whole run, twice ----------------------------------------------------------------------

@@ -76,10 +76,9 @@ async def test_a_receipt_for_a_disconnected_sender_waits_for_its_next_login(
     await come_online(world, contact)  # the sender is not connected
     link, success = await login(connect, device)
     assert success is not None and success.tag == "success"
-    missed = await link.recv()
-    assert missed is not None
+    (missed,) = link.offline
     assert (missed.tag, missed.attr("id"), missed.attr("type")) == ("receipt", "3EB0F1", "")
-    assert world.held_for_devices == {}
+    assert world.device_queues == {}  # a receipt, once handed over, is gone
 
 
 async def test_an_offline_contact_cannot_write_or_read_until_it_comes_back(
@@ -126,6 +125,6 @@ async def test_presence_of_a_bad_number_is_refused_with_422(
 def test_unlinking_a_device_forgets_what_was_held_for_it(
     world: World, engine: LinkedDevice
 ) -> None:
-    world.hold_for_device(engine.jid, Node("receipt", {"id": "3EB0F1"}))
+    world.queue_for_device(engine.jid, Node("receipt", {"id": "3EB0F1"}))
     world.unlink(engine.jid)
-    assert world.take_held(JID(ACCOUNT, "s.whatsapp.net", 7)) == []
+    assert world.queued_for(JID(ACCOUNT, "s.whatsapp.net", 7)) == []

@@ -58,9 +58,21 @@ async def test_a_contact_writes_to_the_connected_device(
     assert (text.text, text.quoted_id) == ("and again", "3EB0AB")
 
 
-async def test_writing_to_an_account_with_no_device_online_is_a_conflict(
-    api: httpx.AsyncClient, device: LinkedDevice
+async def test_writing_to_a_disconnected_device_is_accepted_and_queued_for_it(
+    api: httpx.AsyncClient, world: World, device: LinkedDevice
 ) -> None:
+    reply = await api.post("/contacts/4915100000001/send", json={"text": "anyone?"})
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert (body["delivered_to"], body["queued_for"]) == ([], [str(device.jid)])
+    (queued,) = world.queued_for(device.jid)
+    assert (queued.tag, queued.attr("id")) == ("message", body["id"])
+
+
+async def test_writing_to_an_account_with_no_linked_keys_is_a_conflict(
+    api: httpx.AsyncClient, world: World
+) -> None:
+    world.link(LinkedDevice(ACCOUNT, 4, "123456789012345", bytes(32), bytes(32)))  # no keys yet
     reply = await api.post("/contacts/4915100000001/send", json={"text": "anyone?"})
     assert reply.status_code == 409
     assert "no linked device" in reply.json()["detail"]
@@ -103,14 +115,17 @@ async def test_a_contact_reads_a_message_and_the_sender_gets_a_read_receipt(
     contact = world.contact("4915100000001")
     await DeviceWriter(world, contact, device.jid).send("3EB0R1", "please read")
 
-    offline = await api.post("/contacts/4915100000001/read", json={"id": "3EB0R1"})
-    assert offline.status_code == 409  # nobody connected to tell
-    session = CapturingSession(device.jid)
-    world.attach(session)  # type: ignore[arg-type]
     unknown = await api.post("/contacts/4915100000001/read", json={"id": "3EB0XX"})
     assert unknown.status_code == 404
     read = await api.post("/contacts/4915100000001/read", json={"id": "3EB0R1"})
     assert read.status_code == 200, read.text
-    (receipt,) = session.sent
+    (receipt,) = world.queued_for(device.jid)  # nobody connected: it waits for the login
     assert (receipt.tag, receipt.attr("type"), receipt.attr("id")) == ("receipt", "read", "3EB0R1")
     assert receipt.jid("from") == contact.lid  # the address the sender used
+
+    session = CapturingSession(device.jid)
+    world.attach(session)  # type: ignore[arg-type]
+    again = await api.post("/contacts/4915100000001/read", json={"id": "3EB0R1"})
+    assert again.status_code == 200, again.text
+    assert [(n.tag, n.attr("type")) for n in session.sent] == [("receipt", "read")]
+    assert world.queued_for(device.jid) == [receipt]  # the first still waits for a login

@@ -118,7 +118,7 @@ async def test_the_copy_for_a_disconnected_device_waits_for_its_login(
 ) -> None:
     reply = await api.post("/phone/send", json={"to": CONTACT, "text": "while you were away"})
     assert reply.status_code == 200
-    (held,) = world.take_held(engine.jid)
+    (held,) = world.queued_for(engine.jid)
     assert held.attr("id") == reply.json()["id"]
     assert _copy_of(held, device_store, f"{ACCOUNT}:0")[0] == "while you were away"
 
@@ -131,7 +131,7 @@ async def test_the_phone_writing_to_an_offline_contact_is_delivered_when_it_retu
     assert world.contact(CONTACT).inbox == []
     online = await api.post(f"/contacts/{CONTACT}/online")
     assert online.json()["received"] == [sent["id"]]
-    assert world.held_for_devices.keys() == {engine.jid}  # the copy only; no receipt to hold
+    assert world.device_queues.keys() == {engine.jid}  # the copy only; no receipt to hold
 
 
 @pytest.mark.parametrize(

@@ -49,6 +49,7 @@ async def _logged_in(api: httpx.AsyncClient, connect: ConnectFactory) -> ClientL
     await login.handshake(device.login_payload())
     success = await login.recv()
     assert success is not None and success.tag == "success"
+    await login.catch_up()  # nothing was queued: just the <ib><offline count="0"/>
     return login
 
 
@@ -89,6 +90,7 @@ async def test_logout_of_a_connected_device_sends_device_removed(
     login = connect(device)
     await login.handshake(device.login_payload())
     assert (await login.recv()) is not None  # <success>
+    await login.catch_up()
     assert (await api.get("/devices")).json()[0]["connected"] is True
     response = await api.post("/phone/logout", json={"jid": str(device.jid)})
     assert response.status_code == 200

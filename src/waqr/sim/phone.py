@@ -7,6 +7,8 @@ Routes (JSON):
   GET  /devices
   POST /contacts/{number}/send {"text": "...", "reply_to": "<message id>" (optional),
                                 "to": "+1555..." (optional: the account, else the default phone)}
+                                     accepted for a linked device that is not connected too:
+                                     held in its offline queue until its next login
   GET  /contacts/{number}/messages   what the contact received from linked devices
   POST /contacts/{number}/read {"id": "<message id>"}  the contact reads it: a read receipt
   POST /contacts/{number}/offline    the contact's phone goes offline: messages to it wait
@@ -47,7 +49,7 @@ from waqr.sim.state import (
 )
 from waqr.sim.users import (
     ContactOffline,
-    NoDeviceOnline,
+    NoLinkedDevice,
     UnknownMessage,
     come_online,
     go_offline,
@@ -98,7 +100,8 @@ class ContactReadRequest(BaseModel):
 
 class ContactSendView(BaseModel):
     id: str
-    delivered_to: list[str]
+    delivered_to: list[str]  # linked devices connected now
+    queued_for: list[str] = []  # linked devices not connected: held in their offline queue
 
 
 class ContactMessageView(BaseModel):
@@ -115,6 +118,7 @@ class DeviceView(BaseModel):
     linked_at: float
     connected: bool
     app_version: str  # the WhatsApp Web version the client announced (ClientPayload)
+    queued: int  # stanzas in its offline queue: not yet handed over, or not yet acknowledged
 
 
 def _device_view(world: World, device: LinkedDevice) -> DeviceView:
@@ -126,6 +130,7 @@ def _device_view(world: World, device: LinkedDevice) -> DeviceView:
         linked_at=device.linked_at,
         connected=connected,
         app_version=device.app_version,
+        queued=len(world.queued_for(device.jid)),
     )
 
 
@@ -151,7 +156,7 @@ def _as_http_errors() -> Iterator[None]:
         yield
     except (UnknownQRError, UnknownDeviceError) as exc:
         raise HTTPException(404, str(exc)) from exc
-    except (PairingFailedError, ContactOffline, NoDeviceOnline) as exc:
+    except (PairingFailedError, ContactOffline, NoLinkedDevice) as exc:
         raise HTTPException(409, str(exc)) from exc
     except UnknownMessage as exc:
         raise HTTPException(404, str(exc)) from exc
@@ -221,7 +226,11 @@ def create_control_app(world: World, *, front_door: FrontDoor | None = None) -> 
             sent = await send_from_contact(
                 world, contact, account, body.text, quoted_id=body.reply_to
             )
-        return ContactSendView(id=sent.message_id, delivered_to=[str(j) for j in sent.delivered_to])
+        return ContactSendView(
+            id=sent.message_id,
+            delivered_to=[str(j) for j in sent.delivered_to],
+            queued_for=[str(j) for j in sent.queued_for],
+        )
 
     @app.post("/contacts/{number}/read")
     async def contact_read(

@@ -101,22 +101,25 @@ def receipt_stanza(chat: JID, message_ids: list[str], kind: str = "") -> Node:
     return Node("receipt", attrs, [Node("list", content=items)] if items else None)
 
 
-async def hand_to_device(world: World, device: JID, node: Node) -> None:
-    """Give a linked device a stanza: now if it is connected, else at its next login (the
-    server keeps what a device missed). Phones and unknown devices get nothing this way."""
+async def hand_to_device(world: World, device: JID, node: Node) -> bool:
+    """Give a linked device a stanza through its offline queue: it is queued first, then sent
+    to the device's live connections that have caught up (``server.Session``), and stays
+    queued for the next login until the device acknowledges it (``World.device_queues``).
+    True if a live connection took it now. Phones and unknown devices get nothing this way."""
     if world.device_named(device) is None:
-        return
-    sessions = list(world.sessions_of(device))
-    if sessions:
-        results = await asyncio.gather(
-            *(session.send_node(node) for session in sessions), return_exceptions=True
-        )
-        for result in results:
-            if isinstance(result, BaseException) and not isinstance(result, ConnectionError):
-                raise result
-        if not all(isinstance(result, ConnectionError) for result in results):
-            return  # a live connection took it
-    world.hold_for_device(device, node)
+        return False
+    world.queue_for_device(device, node)
+    sessions = [session for session in world.sessions_of(device) if session.caught_up]
+    results = await asyncio.gather(
+        *(session.send_node(node) for session in sessions), return_exceptions=True
+    )
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, ConnectionError):
+            raise result
+    taken = any(not isinstance(result, BaseException) for result in results)
+    if taken and node.tag != "message":
+        world.unqueue(device, node)  # a receipt is not acknowledged: sent is gone
+    return taken
 
 
 def _contact_receives(world: World, contact: Contact, held: HeldMessage) -> bool:

@@ -47,6 +47,7 @@ class Session:
         self.kind: SessionKind = "handshake"
         self.device_jid: JID | None = None
         self.device: LinkedDevice | None = None
+        self.caught_up = False  # the device's offline queue was handed over (_hand_over_queue)
         self.registration: Registration | None = None
         self.client_noise_key = b""  # the client's static key, known after the handshake
         self.app_version = ""  # ClientPayload.userAgent.appVersion, as "2.3000.n"
@@ -255,20 +256,29 @@ class Session:
         device.app_version = self.app_version
         await self.send_node(Node("success", {"t": str(int(time.time())), "lid": device.lid}))
         log.info("conn %d: device :%d logged in", self.conn_id, device_id)
-        await self._hand_over_held(device.jid)
+        await self._hand_over_queue(device.jid)
         self.black_hole.after_login(self.world.faults.black_hole)
         return not await self.chaos_close("success")
 
-    async def _hand_over_held(self, device: JID) -> None:
-        """What came for the device while it was away, in order; kept if the socket fails."""
-        held = self.world.take_held(device)
-        for index, node in enumerate(held):
-            try:
-                await self.send_node(node)
-            except ConnectionError:
-                for missed in held[index:]:
-                    self.world.hold_for_device(device, missed)
-                raise
+    async def _hand_over_queue(self, device: JID) -> None:
+        """The device's offline queue, oldest first, each stanza marked ``offline``; then
+        ``<ib><offline count=N/></ib>`` (wa-server-behaviour.md "After login"; whatsmeow
+        connectionevents.go handleIB emits OfflineSyncCompleted from it), with N=0 too.
+        Messages stay queued until the device acknowledges them: if this socket fails, or the
+        client dies before its receipt, they are handed over again at the next login."""
+        handed: list[Node] = []
+        while pending := [
+            n for n in self.world.queued_for(device) if all(n is not h for h in handed)
+        ]:
+            for node in pending:  # what arrives meanwhile is queued, and picked up next round
+                await self.send_node(_marked_offline(node))
+                handed.append(node)
+                if node.tag != "message":
+                    self.world.unqueue(device, node)
+        # No await between the last look at the queue and here: nothing can slip in between.
+        self.caught_up = True
+        count = str(len(handed))
+        await self.send_node(Node("ib", content=[Node("offline", {"count": count})]))
 
     async def _read_loop(self) -> None:
         receive = self._receive_cipher
@@ -291,6 +301,9 @@ class Session:
             return
         if node.tag in ("receipt", "ack"):
             self.world.from_devices.append((node.tag, node.attr("id"), node.attr("type")))
+            acknowledged = _acknowledged_ids(node)
+            if acknowledged and self.device_jid is not None:
+                self.world.settle(self.device_jid, acknowledged)
         if node.tag != "iq":
             return  # ack, ib, receipt, presence...: nothing to answer (doc §7)
         iq_type = node.attr("type")
@@ -309,6 +322,31 @@ class Session:
             await handler(node)
         else:
             await self.send_node(iq_error(node, 501, "feature-not-implemented"))
+
+
+# Receipts by which a device says it has a message (whatsmeow receipt.go sendMessageReceipt:
+# none for delivered, "inactive" when it sends no presence, "sender"/"peer_msg" for its own
+# account's). "retry" (could not decrypt) and "read" do not take a message off the queue.
+_DELIVERY_RECEIPTS: Final = frozenset({"", "inactive", "sender", "peer_msg"})
+
+
+def _acknowledged_ids(node: Node) -> list[str]:
+    """The message ids a device's ``<receipt>`` or ``<ack class="message">`` acknowledges:
+    whatsmeow sends a delivery receipt once its handler returned, and an ack instead for a
+    message it could not decrypt or parse (message.go decryptMessages)."""
+    if node.tag == "ack":
+        return [node.attr("id")] if node.attr("class") == "message" else []
+    if node.attr("type") not in _DELIVERY_RECEIPTS:
+        return []
+    items = node.child("list")
+    return [node.attr("id")] + [item.attr("id") for item in (items.children if items else [])]
+
+
+def _marked_offline(node: Node) -> Node:
+    """A queued stanza as handed over at login: with ``offline`` (Baileys messages-recv reads
+    its presence as "from the offline queue"; WhatsApp Web parses it as an integer; whatsmeow
+    does not read it). The queued node itself is left as it was."""
+    return Node(node.tag, {**node.attrs, "offline": "1"}, node.content)
 
 
 class ConnectionHandler:

@@ -74,6 +74,9 @@ class LiveSession(Protocol):
     kind: SessionKind
     device_jid: JID | None
     black_hole: BlackHole
+    # True once the device's offline queue was handed over on this connection: only then does
+    # a new stanza go to it at once (before, it would overtake older queued ones).
+    caught_up: bool
 
     async def stream_error(self, code: int | None, conflict: str | None = None) -> None: ...
 
@@ -218,9 +221,12 @@ class World:
         # Contacts that are offline, by phone number, each with what the server holds for it
         # (in arrival order) until it comes back.
         self.offline_contacts: dict[str, list[HeldMessage]] = {}
-        # Stanzas for linked devices that were not connected (receipts, copies of what the
-        # phone sent): handed over, in order, at their next login.
-        self.held_for_devices: dict[JID, list[Node]] = {}
+        # Each linked device's offline queue: every stanza the server has for it, in arrival
+        # order. A <message> stays until the device acknowledges it (a delivery receipt or an
+        # ack naming its id), so one handed to a connection that dropped first is handed over
+        # again at the next login (WhatsApp is at-least-once; clients de-duplicate by id).
+        # Anything else (receipts) goes once a live connection has taken it.
+        self.device_queues: dict[JID, list[Node]] = {}
         # Every <receipt> and <ack> a linked device sent, as (tag, message id, type): how a
         # test sees when an engine let go of a message it was handed.
         self.from_devices: list[tuple[str, str, str]] = []
@@ -279,14 +285,34 @@ class World:
         removed = self.devices.pop((jid.user, jid.device), None)
         if removed is None:
             raise UnknownDeviceError("no linked device has that JID")
-        self.held_for_devices.pop(removed.jid, None)
+        self.device_queues.pop(removed.jid, None)
         return removed
 
-    def hold_for_device(self, device: JID, node: Node) -> None:
-        self.held_for_devices.setdefault(device, []).append(node)
+    # -- each linked device's offline queue
 
-    def take_held(self, device: JID) -> list[Node]:
-        return self.held_for_devices.pop(device, [])
+    def queue_for_device(self, device: JID, node: Node) -> None:
+        self.device_queues.setdefault(device, []).append(node)
+
+    def queued_for(self, device: JID) -> list[Node]:
+        """What the server still has for the device, oldest first (a copy of the queue)."""
+        return list(self.device_queues.get(device, []))
+
+    def unqueue(self, device: JID, node: Node) -> None:
+        """Forget one stanza the device has taken (by identity: ids repeat across tags)."""
+        queue = self.device_queues.get(device, [])
+        self.device_queues[device] = [queued for queued in queue if queued is not node]
+        if not self.device_queues[device]:
+            del self.device_queues[device]
+
+    def settle(self, device: JID, message_ids: list[str]) -> int:
+        """The device acknowledged these messages: they leave its queue. How many left."""
+        queue = self.device_queues.get(device, [])
+        kept = [n for n in queue if not (n.tag == "message" and n.attr("id") in message_ids)]
+        if kept:
+            self.device_queues[device] = kept
+        else:
+            self.device_queues.pop(device, None)
+        return len(queue) - len(kept)
 
     # -- live connections
 

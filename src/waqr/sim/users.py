@@ -5,18 +5,17 @@ server does with the stanzas is ``relay.py``.
 Errors (all ``SimError``, raised to the control API)::
 
     SimError
-    ├── NoDeviceOnline   nobody connected to hand it to (a contact's text, a read receipt)
+    ├── NoLinkedDevice   the account has no linked device with keys to write to
     ├── ContactOffline   the contact is offline: it can neither write nor read
     └── UnknownMessage   the contact never received a message with that id
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from waqr.sim.node import JID, AttrValue, Node
 from waqr.sim.relay import deliver, hand_to_device, receipt_stanza
@@ -28,8 +27,8 @@ from waqr.sim.state import Phone, SimError, World
 log = logging.getLogger("waqr.sim.server")
 
 
-class NoDeviceOnline(SimError):
-    """A contact wrote to an account none of whose linked devices is connected."""
+class NoLinkedDevice(SimError):
+    """A contact wrote to an account none of whose linked devices has uploaded keys."""
 
 
 class ContactOffline(SimError):
@@ -43,7 +42,8 @@ class UnknownMessage(SimError):
 @dataclass(frozen=True)
 class SentText:
     message_id: str
-    delivered_to: list[JID]
+    delivered_to: list[JID]  # devices whose live connection got it now
+    queued_for: list[JID] = field(default_factory=list)  # devices it waits for (offline queue)
 
 
 def _new_message_id() -> str:
@@ -72,39 +72,38 @@ def _refuse_if_offline(world: World, contact: Contact) -> None:
 async def send_from_contact(
     world: World, contact: Contact, account: str, text: str, *, quoted_id: str | None = None
 ) -> SentText:
-    """The contact writes to every connected linked device of ``account`` that uploaded keys."""
+    """The contact writes to every linked device of ``account`` that uploaded keys, as a phone
+    does: one ciphertext per device, handed over now if the device is connected, else held in
+    its offline queue for its next login. Either way the server accepts it."""
     _refuse_if_offline(world, contact)
     message_id = _new_message_id()
-    delivered = []
+    delivered: list[JID] = []
+    queued: list[JID] = []
     for device in [d for d in world.devices.values() if d.number == account]:
-        sessions = list(world.sessions_of(device.jid))
-        if device.signal_keys is None or not sessions:
+        if device.signal_keys is None:
             continue
         if not contact.has_session(device.jid):
             contact.start_session(device.jid, device.signal_keys.hand_out(device.device))
         ciphertext = contact.encrypt_text(device.jid, text, quoted_id=quoted_id)
         stanza = message_stanza(contact, message_id, ciphertext)
-        await asyncio.gather(*(session.send_node(stanza) for session in sessions))
-        delivered.append(device.jid)
-    if not delivered:
-        raise NoDeviceOnline("no linked device of that account is connected with its keys uploaded")
-    return SentText(message_id, delivered)
+        taken = await hand_to_device(world, device.jid, stanza)
+        (delivered if taken else queued).append(device.jid)
+    if not delivered and not queued:
+        raise NoLinkedDevice("no linked device of that account has uploaded its keys")
+    return SentText(message_id, delivered, queued)
 
 
 async def mark_read(world: World, contact: Contact, message_id: str) -> list[JID]:
-    """The contact reads a message: a read receipt to the sender's live connections (a text
-    from an account's phone is read on that phone, which is always online)."""
+    """The contact reads a message: a read receipt to the device that sent it, now or at its
+    next login (a text from an account's phone is read on that phone, always online)."""
     _refuse_if_offline(world, contact)
     received = contact.received(message_id)
     if received is None:
         raise UnknownMessage("the contact received no message with that id")
     if world.phone_named(received.sender) is not None:
         return [received.sender]
-    sessions = list(world.sessions_of(received.sender))
-    if not sessions:
-        raise NoDeviceOnline("the device that sent it is not connected")
     receipt = receipt_stanza(received.addressed_as, [message_id], "read")
-    await asyncio.gather(*(s.send_node(receipt) for s in sessions))
+    await hand_to_device(world, received.sender, receipt)
     return [received.sender]
 
 
