@@ -26,7 +26,7 @@ RESTING = frozenset({State.QR_TIMEOUT, State.FAILED})
 # GET /qr's status when no QR is live: a QR may still come ("not_ready", also between an
 # expired code and the next one, or "connecting"), or the session's own state says why there
 # is none (connected, qr_timeout, failed).
-_NO_QR_STATUS = {
+_NO_QR_STATUS: dict[str, str] = {
     State.STARTING: "not_ready",
     State.DISCONNECTED: "not_ready",
     State.LOGGED_OUT: "not_ready",
@@ -39,8 +39,5 @@ _NO_QR_STATUS = {
 def no_qr_answer(state: str) -> dict[str, str | None]:
     """``GET /qr``'s body when no code is live in ``state``: the bot's answer, and the
     bridge's from what the bot pushed (one definition for both)."""
-    try:
-        status = _NO_QR_STATUS.get(State(state), state)
-    except ValueError:
-        status = state
-    return {"status": status, "qr": None, "expires_in": None}
+    # A StrEnum member is its string: the table is read by the state's name as it comes.
+    return {"status": _NO_QR_STATUS.get(state, state), "qr": None, "expires_in": None}
