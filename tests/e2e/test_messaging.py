@@ -231,6 +231,10 @@ class HookReceiver:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/hook"
 
+    def bot_env(self, **extra: str) -> dict[str, str]:
+        """A bot's settings for delivering its webhooks here, signed with WEBHOOK_SECRET."""
+        return {"WAQR_WEBHOOK_URLS": self.url, "WAQR_WEBHOOK_SECRET": WEBHOOK_SECRET, **extra}
+
     def start(self) -> None:
         receiver = self
 
@@ -259,11 +263,7 @@ def test_a_message_stored_before_a_sigkill_reaches_the_webhook_after_restart(
     sim: SimThread, tmp_path: Path
 ) -> None:
     receiver = HookReceiver()  # down: nothing listens on its port yet
-    env = {
-        "WAQR_WEBHOOK_URLS": receiver.url,
-        "WAQR_WEBHOOK_SECRET": WEBHOOK_SECRET,
-        "WAQR_WEBHOOK_BACKOFF_MAX": "1",
-    }
+    env = receiver.bot_env(WAQR_WEBHOOK_BACKOFF_MAX="1")
     bot = bot_on(sim, tmp_path / "bot", **env).start()
     restarted: ServiceProcess | None = None
     try:
@@ -335,11 +335,7 @@ def test_500_messages_from_5_contacts_reach_a_late_webhook_in_order_per_chat(
     sim: SimThread, tmp_path: Path
 ) -> None:
     receiver = HookReceiver()  # down while the messages come in
-    env = {
-        "WAQR_WEBHOOK_URLS": receiver.url,
-        "WAQR_WEBHOOK_SECRET": WEBHOOK_SECRET,
-        "WAQR_WEBHOOK_BACKOFF_MAX": "2",
-    }
+    env = receiver.bot_env(WAQR_WEBHOOK_BACKOFF_MAX="2")
     contacts = [f"49151777000{n:02d}" for n in range(5)]
     bot = bot_on(sim, tmp_path / "bot", **env).start()
     try:

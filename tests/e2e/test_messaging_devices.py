@@ -15,7 +15,6 @@ from tests.e2e.harness import SimThread, bot_on, link
 from tests.e2e.test_messaging import (
     CONTACT,
     CONTACT_DIGITS,
-    WEBHOOK_SECRET,
     HookReceiver,
     contact_inbox,
     message_status,
@@ -81,8 +80,7 @@ def test_the_phone_writes_to_a_contact_and_waqr_gets_it_once_as_from_me(
 ) -> None:
     receiver = HookReceiver()
     receiver.start()
-    env = {"WAQR_WEBHOOK_URLS": receiver.url, "WAQR_WEBHOOK_SECRET": WEBHOOK_SECRET}
-    bot = bot_on(sim, tmp_path / "bot", **env).start()
+    bot = bot_on(sim, tmp_path / "bot", **receiver.bot_env()).start()
     try:
         device = link(sim, bot)
         wait_until(lambda: keys_uploaded(sim), 30)

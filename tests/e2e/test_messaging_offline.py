@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.e2e.harness import SimThread, bot_on, link
-from tests.e2e.test_messaging import CONTACT_DIGITS, WEBHOOK_SECRET, HookReceiver
+from tests.e2e.test_messaging import CONTACT_DIGITS, HookReceiver
 from tests.e2e.test_messaging_devices import keys_uploaded
 from tests.procs import ServiceProcess, wait_until
 
@@ -30,7 +30,7 @@ def test_texts_sent_while_the_bot_is_killed_reach_the_webhook_once_in_order_afte
 ) -> None:
     receiver = HookReceiver()
     receiver.start()
-    env = {"WAQR_WEBHOOK_URLS": receiver.url, "WAQR_WEBHOOK_SECRET": WEBHOOK_SECRET}
+    env = receiver.bot_env()
     bot = bot_on(sim, tmp_path / "bot", **env).start()
     restarted: ServiceProcess | None = None
     try:
