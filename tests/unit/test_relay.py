@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import gc
 
+import pytest
+
 from waqr.bot.states import no_qr_answer
 from waqr.bridge.cache import MemoryQrCache
 from waqr.bridge.relay import SUBSCRIBER_BACKLOG, Event, EventRelay, Subscription
@@ -69,15 +71,43 @@ async def test_the_pushed_qr_is_the_live_code_with_its_lifetime_counted_down_her
     assert 0 < answer["expires_in"] <= 20.0
 
 
-async def test_once_the_pushed_code_ran_out_the_answer_is_the_bots_own_no_qr_answer() -> None:
+async def test_once_the_pushed_code_ran_out_the_next_push_answers() -> None:
     events = relay()
     events.connected = True
     await events.apply("state", {"status": "qr_ready"})
-    await events.apply("qr", {"status": "qr_ready", "qr": "2@code", "expires_in": 0.01})
+    await events.apply("qr", {"status": "qr_ready", "qr": "2@old", "expires_in": 0.01})
     await asyncio.sleep(0.05)
-    # What the bot answers between an expired code and the next (waqr.bot.states).
-    assert events.pushed_qr() == no_qr_answer("qr_ready")
-    assert events.pushed_qr() == {"status": "not_ready", "qr": None, "expires_in": None}
+    # The bot may hold the next code already: no answer of this side's own...
+    assert events.pushed_qr() is None
+    waiting = asyncio.ensure_future(events.next_code())
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    # ...until the bot's next push, which is the answer.
+    await events.apply("qr", {"status": "qr_ready", "qr": "2@new", "expires_in": 20.0})
+    answer = await asyncio.wait_for(waiting, 1)
+    assert answer is not None and answer["qr"] == "2@new"
+
+
+async def test_a_next_code_that_does_not_come_in_time_leaves_the_answer_to_the_bot(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("waqr.bridge.relay.ROTATION_WAIT", 0.05)
+    events = relay()
+    events.connected = True
+    await events.apply("state", {"status": "qr_ready"})
+    await events.apply("qr", {"status": "qr_ready", "qr": "2@old", "expires_in": 0.01})
+    assert await asyncio.wait_for(events.next_code(), 1) is None  # a batch that ended
+
+
+async def test_a_state_change_after_a_code_ran_out_is_answered_from_the_push() -> None:
+    events = relay()
+    events.connected = True
+    await events.apply("state", {"status": "qr_ready"})
+    await events.apply("qr", {"status": "qr_ready", "qr": "2@old", "expires_in": 0.01})
+    await events.apply("state", {"status": "connecting"})
+    # What the bot answers in that state (waqr.bot.states), unasked.
+    assert events.pushed_qr() == no_qr_answer("connecting")
+    assert events.pushed_qr() == {"status": "connecting", "qr": None, "expires_in": None}
 
 
 async def test_a_state_without_codes_answers_why_there_is_none() -> None:

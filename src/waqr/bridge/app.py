@@ -150,9 +150,12 @@ class Bridge:
         return {**body, "source": "bot"}
 
     async def pushed_qr(self) -> dict[str, Any] | None:
-        """The QR answer from what the bot pushed (its live code, or why there is none);
-        None while its event stream is down."""
+        """The QR answer from what the bot pushed (its live code, the next one when the last
+        ran out, or why there is none); None while its event stream is down or the next code
+        did not come in time."""
         pushed = self.relay.pushed_qr()
+        if pushed is None and self.relay.connected:
+            pushed = await self.relay.next_code()  # a code ran out: the next one is due
         if pushed is None:
             return None
         self._note_demand()

@@ -30,6 +30,10 @@ QR_STATES = frozenset({"qr_ready", "pairing_code"})
 # Events one subscriber may fall behind by; beyond it loses its oldest (never blocks the relay).
 SUBSCRIBER_BACKLOG = 100
 
+# How long past a pushed code's expiry a reader waits for the bot's next push before it asks
+# the bot (the push normally comes within milliseconds).
+ROTATION_WAIT = 1.0
+
 # The bot's messaging events: relayed to subscribers as they are.
 MESSAGE_EVENTS = frozenset({"message", "receipt"})
 
@@ -94,6 +98,9 @@ class EventRelay:
         # whose stream never started) leaves with its last reference, not with the relay.
         self._subscribers: weakref.WeakSet[Subscription] = weakref.WeakSet()
         self._backoff = Backoff(0.5, 10.0)
+        # Set (and replaced) at every state or QR event: what a reader waiting for the next
+        # code after one ran out waits on.
+        self._pushed = asyncio.Event()
 
     async def run(self) -> None:
         while True:
@@ -131,6 +138,8 @@ class EventRelay:
                 self._qr = None
             self.on_bot(str(data.get("status")))
         self.publish(kind, data)
+        self._pushed.set()
+        self._pushed = asyncio.Event()
         if live_qr:
             await self.cache.put(str(data["qr"]), float(data["expires_in"]))
         elif kind == "qr" or data.get("status") not in QR_STATES:
@@ -148,16 +157,33 @@ class EventRelay:
         return {**payload, "expires_in": round(left, 1)}
 
     def pushed_qr(self) -> dict[str, Any] | None:
-        """``GET /qr``'s answer from what the bot pushed: its live QR, or, when none is live
-        (between an expired code and the next, or in a state without codes), what the bot
-        answers then; None while the stream is down (then only the bot can say). The bot
-        pushes every code and every change of state, so this is its own answer."""
+        """``GET /qr``'s answer from what the bot pushed: its live QR, or, in a state without
+        codes, what the bot answers then. None while the stream is down, and while a code
+        has run out in a linking state: the bot may hold the next one already (its expiry,
+        rounded to 0.1 s, and the push's travel time make this side's clock the later one),
+        so only the next push or the bot can say (:meth:`next_code`)."""
         live = self.live_qr()
         if live is not None:
             return live
         if not self.connected or self._status is None:
             return None
-        return no_qr_answer(str(self._status.get("status")))
+        state = str(self._status.get("status"))
+        if state in QR_STATES and self._qr is not None:
+            return None
+        return no_qr_answer(state)
+
+    async def next_code(self) -> dict[str, Any] | None:
+        """After a pushed code ran out in a linking state: wait for the bot's next push, at
+        most until ROTATION_WAIT past that code's expiry (whatsmeow hands out the next code
+        the moment one expires; a batch that ended sends none), then answer from it; None
+        when nothing came (ask the bot)."""
+        if self._qr is None:
+            return self.pushed_qr()
+        left = self._qr[1] + ROTATION_WAIT - time.monotonic()
+        if left > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._pushed.wait(), left)
+        return self.pushed_qr()  # still None if no new code came in time: the bot's word
 
     def pushed_status(self) -> dict[str, Any] | None:
         """The bot's status as last pushed, its QR countdown computed now; None while the
